@@ -1,0 +1,122 @@
+"""Dense, activation, dropout and reshaping layers (see ``base`` for the protocol)."""
+import numpy as np
+
+from .. import initializers
+from ..errors import ConfigError, ShapeError
+from ..ops import activations
+from ..ops.linear import add_bias, flatten, matmul, reshape
+from ..random import generator, split
+from .base import Layer, layer_constructor
+
+
+def _no_params_backward(backward):
+    """Adapt a one-input primitive's backward to the layer protocol."""
+    return lambda g: ({}, backward(g)[0])
+
+
+@layer_constructor
+def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
+    """The book's layer: weight multiply, bias add, activation.
+
+    Input ``(batch, ..., n_in)`` -> output ``(batch, ..., units)``; params
+    ``{"W": (n_in, units), "b": (units,)}``. ``activation`` and the initialisers
+    are names or functions (``"normal"`` is the book's N(0, 1)).
+    """
+    if int(units) <= 0:
+        raise ConfigError(f"Dense: units must be positive, got {units}")
+    act = activations.get(activation)
+    w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+
+    def init(key, in_shape, dtype):
+        if not in_shape:
+            raise ShapeError("Dense needs inputs with at least one feature axis")
+        k_w, k_b = split(key)
+        params = {"W": w_init(k_w, (in_shape[-1], units), dtype), "b": b_init(k_b, (units,), dtype)}
+        return in_shape[:-1] + (units,), params, {}
+
+    def apply(params, state, x, train, key):
+        n_in = params["W"].shape[0]
+        if np.ndim(x) < 2 or x.shape[-1] != n_in:
+            raise ShapeError(f"expected input of shape (batch, ..., {n_in}), got {np.shape(x)}")
+        h, back_w = matmul.vjp(x, params["W"])
+        z, back_b = add_bias.vjp(h, params["b"])
+        y, back_act = act.vjp(z)
+
+        def backward(g):
+            (dz,) = back_act(g)
+            dh, db = back_b(dz)
+            dx, dw = back_w(dh)
+            return {"W": dw, "b": db}, dx
+
+        return y, state, backward
+
+    return Layer("dense", init, apply)
+
+
+@layer_constructor
+def Activation(activation):
+    """An activation on its own, by name (``"relu"``) or primitive."""
+    act = activations.get(activation)
+
+    def apply(params, state, x, train, key):
+        y, back = act.vjp(x)
+        return y, state, _no_params_backward(back)
+
+    return Layer(activations.name_of(act) or act.name,
+                 lambda key, in_shape, dtype: (in_shape, {}, {}), apply)
+
+
+@layer_constructor
+def Dropout(drop_prob):
+    """Zero each input with probability ``drop_prob`` in training, scaling the rest by
+    ``1 / (1 - drop_prob)`` (inverted dropout); the identity at inference.
+
+    The book's ``dropout=0.8`` is a KEEP probability: it is ``Dropout(0.2)`` here.
+    Training needs an explicit ``key``.
+    """
+    if not 0.0 <= drop_prob < 1.0:
+        raise ConfigError(f"Dropout: drop_prob must be in [0, 1), got {drop_prob}")
+    keep = 1.0 - drop_prob
+
+    def apply(params, state, x, train, key):
+        if not train or drop_prob == 0.0:
+            return x, state, lambda g: ({}, g)
+        if key is None:
+            raise ValueError("Dropout in training needs a random key: pass key=... to apply/fit")
+        mask = generator(key).random(x.shape, dtype=np.float32) < keep
+        scale = np.asarray(1.0 / keep, dtype=x.dtype)
+        mask = mask * scale
+        # y = x * m / keep  =>  dx = g * m / keep
+        return x * mask, state, lambda g: ({}, g * mask)
+
+    return Layer("dropout", lambda key, in_shape, dtype: (in_shape, {}, {}), apply)
+
+
+@layer_constructor
+def Flatten():
+    """``(batch, d1, d2, ...) -> (batch, d1*d2*...)``."""
+    def init(key, in_shape, dtype):
+        return (int(np.prod(in_shape)),), {}, {}
+
+    def apply(params, state, x, train, key):
+        y, back = flatten.vjp(x)
+        return y, state, _no_params_backward(back)
+
+    return Layer("flatten", init, apply)
+
+
+@layer_constructor
+def Reshape(shape):
+    """Reshape each example to ``shape`` (the batch axis is kept)."""
+    shape = tuple(shape)
+
+    def init(key, in_shape, dtype):
+        if int(np.prod(in_shape)) != int(np.prod(shape)):
+            raise ShapeError(f"Reshape: cannot reshape {in_shape} to {shape}")
+        return shape, {}, {}
+
+    def apply(params, state, x, train, key):
+        y, back = reshape.vjp(x, (len(x),) + shape)
+        return y, state, lambda g: ({}, back(g)[0])
+
+    return Layer("reshape", init, apply)

@@ -1,0 +1,122 @@
+"""Losses: primitives ``loss(prediction, target) -> scalar`` with hand-derived backward.
+
+Each averages over the batch (and over time steps for sequence outputs), so
+the learning rate does not depend on the batch size. The target is never
+differentiated (its gradient is ``None``).
+"""
+import numpy as np
+
+from .errors import ConfigError, DataError, ShapeError
+from .ops.core import primitive
+
+
+def _match_target(pred, target, name):
+    target = np.asarray(target)
+    if target.shape == pred.shape:
+        return target
+    # (batch,) targets for a (batch, 1) prediction are unambiguous
+    if target.size == pred.size and len(target) == len(pred):
+        return target.reshape(pred.shape)
+    raise ShapeError(f"{name}: prediction has shape {pred.shape} but target has shape {target.shape}")
+
+
+@primitive
+def mean_squared_error(pred, target):
+    """mean((pred - target)^2) over every element."""
+    diff = pred - _match_target(pred, target, "mean_squared_error")
+
+    def backward(g):
+        # d mean(d^2)/d pred = 2 d / N
+        return g * (2.0 / diff.size) * diff, None
+
+    return np.mean(diff * diff), backward
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _class_targets(logits, labels):
+    """One-hot/probability targets, or integer labels checked against the class count."""
+    labels = np.asarray(labels)
+    if labels.shape == logits.shape and labels.dtype.kind == "f":
+        return labels
+    if labels.shape != logits.shape[:-1]:
+        raise ShapeError(f"softmax_cross_entropy: logits have shape {logits.shape}; targets must be "
+                         f"integer labels of shape {logits.shape[:-1]} or one-hot of shape "
+                         f"{logits.shape}, got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"softmax_cross_entropy: integer class labels expected, got dtype {labels.dtype}")
+    n_classes = logits.shape[-1]
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        raise DataError(f"softmax_cross_entropy: class label {labels[bad].flat[0]} is out of range "
+                        f"for {n_classes} classes (0..{n_classes - 1})")
+    return labels
+
+
+@primitive
+def softmax_cross_entropy(logits, target):
+    """Cross-entropy of softmax(logits) against integer labels or one-hot/probability rows.
+
+    logits: (..., classes); target: (...) ints or (..., classes) floats.
+    Computed as logsumexp(z) - z_label, never log(softmax) with clipping.
+    """
+    target = _class_targets(logits, target)
+    logp = _log_softmax(logits)
+    n_classes = logits.shape[-1]
+    count = logp.size // n_classes
+    one_hot = target.shape == logits.shape
+    if one_hot:
+        loss = -np.sum(target * logp) / count
+    else:
+        rows, cols = np.arange(count), target.ravel()
+        loss = -np.sum(logp.reshape(count, n_classes)[rows, cols]) / count
+
+    def backward(g):
+        # d/dz [logsumexp(z) - <t, z>] = softmax(z) - t
+        grad = np.exp(logp)
+        if one_hot:
+            grad -= target
+        else:
+            grad.reshape(count, n_classes)[rows, cols] -= 1
+        grad *= g / count
+        return grad, None
+
+    return np.asarray(loss, dtype=logits.dtype), backward
+
+
+@primitive
+def binary_cross_entropy(logits, target):
+    """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1].
+
+    Uses -[t log σ(z) + (1-t) log(1-σ(z))] = max(z,0) - t z + log(1 + e^-|z|).
+    """
+    target = _match_target(logits, target, "binary_cross_entropy")
+    if np.any((target < 0) | (target > 1)):
+        raise DataError("binary_cross_entropy: targets must lie in [0, 1]")
+    loss = np.maximum(logits, 0) - target * logits + np.log1p(np.exp(-np.abs(logits)))
+
+    def backward(g):
+        # d/dz = σ(z) - t
+        return g * ((0.5 + 0.5 * np.tanh(0.5 * logits)) - target) / loss.size, None
+
+    return np.mean(loss), backward
+
+
+_REGISTRY = {
+    "mse": mean_squared_error,
+    "mean_squared_error": mean_squared_error,
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "binary_cross_entropy": binary_cross_entropy,
+}
+
+
+def get(loss):
+    """A loss primitive from its name, or the primitive itself."""
+    if isinstance(loss, str):
+        if loss not in _REGISTRY:
+            raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(sorted(_REGISTRY))}")
+        return _REGISTRY[loss]
+    return loss

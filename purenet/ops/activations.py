@@ -1,0 +1,149 @@
+"""Elementwise and softmax activations, each forward with its backward beside it.
+
+``get(name_or_primitive)`` looks one up by name; ``NAMES`` lists the names.
+"""
+import numpy as np
+
+from ..errors import ConfigError
+from .core import Primitive, primitive
+
+
+@primitive
+def identity(x):
+    return x, lambda g: (g,)
+
+
+@primitive
+def sigmoid(x):
+    # 1/(1+e^-x) == (1 + tanh(x/2)) / 2, which never overflows for large |x|
+    y = 0.5 + 0.5 * np.tanh(0.5 * x)
+
+    def backward(g):
+        # dσ/dx = σ(1 - σ)
+        return (g * y * (1 - y),)
+
+    return y, backward
+
+
+@primitive
+def tanh(x):
+    y = np.tanh(x)
+
+    def backward(g):
+        # d tanh(x)/dx = 1 - tanh(x)^2
+        return (g * (1 - y * y),)
+
+    return y, backward
+
+
+@primitive
+def relu(x):
+    y = np.maximum(x, 0)
+
+    def backward(g):
+        # d relu(x)/dx = 1 where x > 0, else 0. (Masking on y >= 0 would pass
+        # every gradient through, since y is never negative.)
+        return (g * (y > 0),)
+
+    return y, backward
+
+
+@primitive
+def leaky_relu(x, alpha=0.01):
+    positive = x > 0
+    y = np.where(positive, x, alpha * x)
+
+    def backward(g):
+        # slope 1 for x > 0, alpha otherwise
+        return (np.where(positive, g, alpha * g),)
+
+    return y, backward
+
+
+@primitive
+def elu(x, alpha=1.0):
+    positive = x > 0
+    y = np.where(positive, x, alpha * np.expm1(np.minimum(x, 0)))
+
+    def backward(g):
+        # for x <= 0: d(alpha (e^x - 1))/dx = alpha e^x = y + alpha
+        return (np.where(positive, g, g * (y + alpha)),)
+
+    return y, backward
+
+
+@primitive
+def softplus(x):
+    # log(1 + e^x), computed as logaddexp(0, x) so large x does not overflow
+    y = np.logaddexp(0, x)
+
+    def backward(g):
+        # d softplus/dx = σ(x)
+        return (g * (0.5 + 0.5 * np.tanh(0.5 * x)),)
+
+    return y, backward
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@primitive
+def softmax(x, axis=-1):
+    y = _softmax(x, axis)
+
+    def backward(g):
+        # J = diag(y) - y y^T  =>  J^T g = y * (g - <g, y>)
+        return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+
+    return y, backward
+
+
+@primitive
+def log_softmax(x, axis=-1):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    def backward(g):
+        # d(x_i - logsumexp(x))/dx_j = δ_ij - softmax_j  =>  g - softmax * sum(g)
+        return (g - np.exp(y) * g.sum(axis=axis, keepdims=True),)
+
+    return y, backward
+
+
+_REGISTRY = {p.name: p for p in
+             (identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, softmax, log_softmax)}
+_REGISTRY["linear"] = identity
+NAMES = tuple(sorted(_REGISTRY))
+
+
+def register(prim, name=None):
+    """Make a user-defined primitive available by name (e.g. in saved models)."""
+    if not isinstance(prim, Primitive):
+        raise TypeError("register() takes a primitive; define it with @purenet.primitive")
+    _REGISTRY[name or prim.name] = prim
+    return prim
+
+
+def get(activation):
+    """An activation primitive from its name, or the primitive itself."""
+    if isinstance(activation, Primitive):
+        return activation
+    if activation is None:
+        return identity
+    if isinstance(activation, str) and activation in _REGISTRY:
+        return _REGISTRY[activation]
+    if callable(activation):
+        raise ConfigError(
+            f"activation {activation!r} is a plain function; wrap it with @purenet.primitive "
+            "so it has a backward pass")
+    raise ConfigError(f"unknown activation {activation!r}; choose one of {', '.join(sorted(_REGISTRY))}")
+
+
+def name_of(prim):
+    """The registered name of an activation primitive, or None if it has none."""
+    for name, p in _REGISTRY.items():
+        if p is prim:
+            return name
+    return None
