@@ -1,0 +1,164 @@
+"""Layers, composition and initialisers."""
+import numpy as np
+import pytest
+
+from purenet import initializers, losses
+from purenet.errors import ConfigError, ShapeError
+from purenet.layers import Activation, Dense, Dropout, Flatten, Reshape, serial
+from purenet.layers.base import Layer
+from purenet.random import key
+from purenet.testing import check_layer_grads, check_model_grads
+from purenet.tree import tree_astype
+
+rng = np.random.default_rng(0)
+
+
+def mlp():
+    return serial(Dense(8, "tanh"), Dense(8, "relu"), Dropout(0.25), Dense(8, "sigmoid"),
+                  Dense(3, "elu"), Dense(2))
+
+
+@pytest.mark.parametrize("batch", [1, 6])
+def test_dense_network_gradient_with_dropout(batch):
+    model = mlp()
+    _, params, state = model.init(key(0), (5,), np.float64)
+    x = rng.standard_normal((batch, 5))
+    check_layer_grads(model, params, x, state, train=True, key=key(1))
+
+
+@pytest.mark.parametrize("loss,target", [
+    ("mse", rng.standard_normal((4, 2))),
+    ("softmax_cross_entropy", np.array([0, 1, 1, 0])),
+])
+def test_whole_model_and_loss_gradient(loss, target):
+    model = mlp()
+    _, params, _ = model.init(key(2), (5,), np.float64)
+    check_model_grads(model, loss, params, rng.standard_normal((4, 5)), target, key=key(3))
+
+
+def test_gradients_are_shaped_like_params():
+    from purenet.train.step import loss_and_grads
+    model = mlp()
+    _, params, state = model.init(key(0), (5,))
+    value, grads, _ = loss_and_grads(model, losses.mean_squared_error, params, state,
+                                     rng.standard_normal((4, 5)).astype(np.float32),
+                                     rng.standard_normal((4, 2)).astype(np.float32), key=key(1))
+    assert list(grads) == list(params)
+    for name in params:
+        for p in params[name]:
+            assert grads[name][p].shape == params[name][p].shape
+            assert grads[name][p].dtype == np.float32
+    assert np.isfinite(value)
+
+
+def test_shapes_through_serial_and_param_names():
+    model = serial(Reshape((2, 6)), Dense(4), Flatten(), Dense(3, "softmax"))
+    out_shape, params, _ = model.init(key(0), (12,))
+    assert out_shape == (3,)
+    assert list(params) == ["reshape_0", "dense_1", "flatten_2", "dense_3"]
+    assert params["dense_1"]["W"].shape == (6, 4)
+    assert params["dense_3"]["W"].shape == (8, 3)
+    y = model(params, rng.standard_normal((5, 12)).astype(np.float32))
+    assert y.shape == (5, 3) and y.dtype == np.float32
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_input_width_mismatch_names_the_layer():
+    model = serial(Dense(4), Dense(2))
+    _, params, state = model.init(key(0), (3,))
+    with pytest.raises(ShapeError, match=r"dense_0.*\(batch, \.\.\., 3\).*\(5, 7\)"):
+        model.apply(params, state, np.zeros((5, 7), np.float32))
+
+
+def test_backward_returning_wrong_shape_names_the_layer():
+    def apply(params, state, x, train, key):
+        return x, state, lambda g: ({}, g[:, :1])
+
+    broken = Layer("broken", lambda k, s, d: (s, {}, {}), apply)
+    model = serial(Dense(3), broken)
+    _, params, state = model.init(key(0), (2,))
+    _, _, backward = model.apply(params, state, np.ones((4, 2), np.float32))
+    with pytest.raises(ShapeError, match="broken_1.*input gradient"):
+        backward(np.ones((4, 3), np.float32))
+
+
+def test_each_layer_draws_its_own_weights():
+    model = serial(Dense(6), Dense(6), Dense(6))
+    _, params, _ = model.init(key(0), (6,))
+    ws = [params[n]["W"] for n in ("dense_0", "dense_1", "dense_2")]
+    assert not np.array_equal(ws[0], ws[1]) and not np.array_equal(ws[1], ws[2])
+
+
+def test_same_seed_same_params_different_seed_different():
+    a = mlp().init(key(7), (5,))[1]
+    b = mlp().init(key(7), (5,))[1]
+    c = mlp().init(key(8), (5,))[1]
+    assert np.array_equal(a["dense_0"]["W"], b["dense_0"]["W"])
+    assert not np.array_equal(a["dense_0"]["W"], c["dense_0"]["W"])
+
+
+def test_dropout_scales_in_training_and_is_identity_at_inference():
+    drop = Dropout(0.25)
+    x = np.ones((200, 50), np.float32)
+    y, _, back = drop.apply({}, {}, x, train=True, key=key(0))
+    kept = y != 0
+    assert 0.70 < kept.mean() < 0.80
+    np.testing.assert_allclose(y[kept], 1 / 0.75)
+    np.testing.assert_allclose(back(x)[1], y)           # gradient flows through kept units only
+    assert np.array_equal(drop.apply({}, {}, x)[0], x)  # inference: identity
+    y2, _, _ = drop.apply({}, {}, x, train=True, key=key(1))
+    assert not np.array_equal(y, y2)
+
+
+def test_dropout_in_training_without_key_is_an_error():
+    with pytest.raises(ValueError, match="key"):
+        Dropout(0.5).apply({}, {}, np.ones((2, 2)), train=True)
+    with pytest.raises(ConfigError):
+        Dropout(1.0)
+
+
+def test_unknown_activation_and_initialiser_names():
+    with pytest.raises(ConfigError, match="unknown activation 'relu6'"):
+        Dense(3, "relu6")
+    with pytest.raises(ConfigError, match="unknown initialiser 'kaiming'"):
+        Dense(3, w_init="kaiming")
+    with pytest.raises(ConfigError, match="plain function"):
+        Activation(np.tanh)
+
+
+@pytest.mark.parametrize("name,expected_std", [
+    ("normal", 1.0),
+    ("glorot_normal", np.sqrt(2 / (400 + 300))),
+    ("glorot_uniform", np.sqrt(6 / (400 + 300)) / np.sqrt(3)),
+    ("he_normal", np.sqrt(2 / 400)),
+    ("he_uniform", np.sqrt(6 / 400) / np.sqrt(3)),
+])
+def test_initialiser_scales(name, expected_std):
+    w = initializers.get(name)(key(0), (400, 300), np.float32)
+    assert w.dtype == np.float32 and w.shape == (400, 300)
+    assert abs(w.mean()) < 0.02 * expected_std + 1e-3
+    assert w.std() == pytest.approx(expected_std, rel=0.02)
+
+
+def test_orthogonal_and_conv_fans():
+    q = initializers.orthogonal(key(0), (16, 16), np.float64)
+    np.testing.assert_allclose(q @ q.T, np.eye(16), atol=1e-10)
+    assert initializers.fans((5, 5, 3, 16)) == (75, 400)
+
+
+def test_initialiser_chosen_per_layer_by_name_or_function():
+    def halves(k, shape, dtype):
+        return np.full(shape, 0.5, dtype)
+
+    model = serial(Dense(3, w_init="zeros"), Dense(2, w_init=halves))
+    _, params, _ = model.init(key(0), (4,))
+    assert not params["dense_0"]["W"].any()
+    assert np.all(params["dense_1"]["W"] == 0.5)
+
+
+def test_float64_params_run_in_float64():
+    model = mlp()
+    _, params, _ = model.init(key(0), (5,), np.float64)
+    assert params["dense_0"]["W"].dtype == np.float64
+    y = model(tree_astype(params, np.float64), rng.standard_normal((2, 5)))
+    assert y.dtype == np.float64
