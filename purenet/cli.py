@@ -1,0 +1,60 @@
+"""The ``purenet`` command line.
+
+    purenet train boston [--epochs N] [--lr X] [--seed S] [--out DIR]
+    purenet summary MODEL.npz
+"""
+import argparse
+import importlib
+import sys
+
+from .errors import PurenetError
+
+# data set name -> recipe module (purenet.recipes.<module>)
+RECIPES = {"boston": "boston"}
+
+
+def _recipe(name):
+    return importlib.import_module(f".recipes.{RECIPES[name]}", __package__)
+
+
+def _add_train(commands):
+    train = commands.add_parser("train", help="train a recipe on a data set")
+    recipes = train.add_subparsers(dest="recipe", required=True, metavar="DATASET")
+    for name in RECIPES:
+        module = _recipe(name)
+        p = recipes.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(p)
+        p.add_argument("--out", default=f"runs/{name}", help="output directory (runs/%(default)s)")
+        p.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="no progress bars")
+        p.set_defaults(handler=module.run)
+
+
+def _summary(args):
+    from .io import load_model
+    from .summary import summary
+    model, params, _, meta = load_model(args.model)
+    print(summary(model, meta["in_shape"], params))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="purenet", description="Deep learning from scratch on NumPy.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train(commands)
+    p = commands.add_parser("summary", help="print a saved model's layers, shapes and parameters")
+    p.add_argument("model", help="a model file (.npz) written by purenet")
+    p.set_defaults(handler=_summary)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except PurenetError as err:
+        print(f"purenet: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("purenet: interrupted", file=sys.stderr)
+        return 130
+    return 0
