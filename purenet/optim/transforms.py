@@ -1,0 +1,195 @@
+# Contract: a GradientTransformation is a pair of pure functions.
+#   init(params) -> state
+#   update(grads, state, params=None) -> (updates, new_state)
+# grads, params and updates are trees of the same structure; updates are ADDED
+# to params by apply_updates. A state is a plain tree: dicts and lists holding
+# ndarrays (step counters are 0-d int64 arrays), so checkpoints save it with the
+# tree functions and a fresh init starts every counter, and every schedule,
+# at step 0. Nothing is modified in place. Hyperparameters are Python floats,
+# so float32 params and gradients stay float32.
+"""Gradient transformations: small pure steps, chained into optimizers."""
+import math
+import numbers
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..tree import tree_global_norm, tree_map, tree_zeros_like
+from .schedules import as_schedule
+
+
+class GradientTransformation(NamedTuple):
+    """``init(params) -> state`` and ``update(grads, state, params=None) -> (updates, state)``."""
+    init: Callable
+    update: Callable
+
+
+def apply_updates(params, updates):
+    """``p + u`` leaf-wise; each result keeps its param's dtype."""
+    return tree_map(lambda p, u: np.asarray(p + u, dtype=p.dtype), params, updates)
+
+
+def chain(*transforms):
+    """Apply ``transforms`` one after the other; the state is the list of their states."""
+    def init(params):
+        return [t.init(params) for t in transforms]
+
+    def update(grads, state, params=None):
+        new_state = []
+        for t, s in zip(transforms, state):
+            grads, s = t.update(grads, s, params)
+            new_state.append(s)
+        return grads, new_state
+    return GradientTransformation(init, update)
+
+
+def scale_by_learning_rate(learning_rate):
+    """``u = -lr(t) * g``, with ``t`` the number of updates already applied.
+
+    Args:
+        learning_rate: a number > 0 or a schedule ``step -> lr``.
+    State: ``{"count": int64}``.
+    """
+    if not callable(learning_rate):
+        _positive("learning_rate", learning_rate)
+    schedule = as_schedule(learning_rate)
+
+    def update(grads, state, params=None):
+        count = int(state["count"])
+        neg_lr = -float(schedule(count))
+        return tree_map(lambda g: neg_lr * g, grads), {"count": np.array(count + 1, dtype=np.int64)}
+    return GradientTransformation(lambda params: {"count": _zero_count()}, update)
+
+
+def trace(decay, *, nesterov=False):
+    """Momentum: ``v = decay * v + g``; ``u = v``, or ``u = g + decay * v`` with Nesterov.
+
+    State: ``{"velocity": tree like params}``.
+    """
+    decay = _fraction("trace: decay", decay)
+
+    def update(grads, state, params=None):
+        velocity = tree_map(lambda g, v: decay * v + g, grads, state["velocity"])
+        updates = tree_map(lambda g, v: g + decay * v, grads, velocity) if nesterov else velocity
+        return updates, {"velocity": velocity}
+    return GradientTransformation(lambda params: {"velocity": tree_zeros_like(params)}, update)
+
+
+def scale_by_adagrad(*, eps=1e-7):
+    """AdaGrad: ``s = s + g^2``; ``u = g / (sqrt(s) + eps)``.
+
+    State: ``{"sum_of_squares": tree like params}``.
+    """
+    eps = _non_negative("scale_by_adagrad: eps", eps)
+
+    def update(grads, state, params=None):
+        total = tree_map(lambda g, s: s + np.square(g), grads, state["sum_of_squares"])
+        updates = tree_map(lambda g, s: g / (np.sqrt(s) + eps), grads, total)
+        return updates, {"sum_of_squares": total}
+    return GradientTransformation(lambda params: {"sum_of_squares": tree_zeros_like(params)}, update)
+
+
+def scale_by_rms(decay=0.9, *, eps=1e-7):
+    """RMSProp: ``n = decay * n + (1 - decay) * g^2``; ``u = g / (sqrt(n) + eps)``.
+
+    State: ``{"nu": tree like params}`` (starts at zero).
+    """
+    decay = _fraction("scale_by_rms: decay", decay)
+    eps = _non_negative("scale_by_rms: eps", eps)
+    keep = 1.0 - decay
+
+    def update(grads, state, params=None):
+        nu = tree_map(lambda g, n: decay * n + keep * np.square(g), grads, state["nu"])
+        updates = tree_map(lambda g, n: g / (np.sqrt(n) + eps), grads, nu)
+        return updates, {"nu": nu}
+    return GradientTransformation(lambda params: {"nu": tree_zeros_like(params)}, update)
+
+
+def scale_by_adam(*, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam with bias correction, at step ``t = 1, 2, ...``:
+
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
+    ``u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+
+    State: ``{"count": int64, "mu": tree, "nu": tree}``.
+    """
+    b1 = _fraction("scale_by_adam: b1", b1)
+    b2 = _fraction("scale_by_adam: b2", b2)
+    eps = _non_negative("scale_by_adam: eps", eps)
+
+    def init(params):
+        return {"count": _zero_count(), "mu": tree_zeros_like(params), "nu": tree_zeros_like(params)}
+
+    def update(grads, state, params=None):
+        t = int(state["count"]) + 1
+        mu = tree_map(lambda g, m: b1 * m + (1.0 - b1) * g, grads, state["mu"])
+        nu = tree_map(lambda g, v: b2 * v + (1.0 - b2) * np.square(g), grads, state["nu"])
+        c1, c2 = 1.0 / (1.0 - b1 ** t), 1.0 / (1.0 - b2 ** t)
+        updates = tree_map(lambda m, v: (c1 * m) / (np.sqrt(c2 * v) + eps), mu, nu)
+        return updates, {"count": np.array(t, dtype=np.int64), "mu": mu, "nu": nu}
+    return GradientTransformation(init, update)
+
+
+def add_decayed_weights(weight_decay):
+    """``u = g + weight_decay * p``. Before the learning rate, so both get scaled by it."""
+    weight_decay = _non_negative("add_decayed_weights: weight_decay", weight_decay)
+
+    def update(grads, state, params=None):
+        if params is None:
+            raise ConfigError("add_decayed_weights needs params: call update(grads, state, params)")
+        return tree_map(lambda g, p: g + weight_decay * p, grads, params), state
+    return GradientTransformation(lambda params: {}, update)
+
+
+def clip(max_abs):
+    """Clip each gradient entry to ``[-max_abs, max_abs]``."""
+    max_abs = _positive("clip: max_abs", max_abs)
+
+    def update(grads, state, params=None):
+        return tree_map(lambda g: np.clip(g, -max_abs, max_abs), grads), state
+    return GradientTransformation(lambda params: {}, update)
+
+
+def clip_by_global_norm(max_norm):
+    """``u = g * min(1, max_norm / ||g||)``, with ``||g||`` the norm over all leaves."""
+    max_norm = _positive("clip_by_global_norm: max_norm", max_norm)
+
+    def update(grads, state, params=None):
+        norm = tree_global_norm(grads)
+        if norm <= max_norm:
+            return grads, state
+        scale = max_norm / norm
+        return tree_map(lambda g: scale * g, grads), state
+    return GradientTransformation(lambda params: {}, update)
+
+
+def _zero_count():
+    return np.zeros((), dtype=np.int64)
+
+
+def _number(name, value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _positive(name, value):
+    value = _number(name, value)
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def _non_negative(name, value):
+    value = _number(name, value)
+    if value < 0:
+        raise ConfigError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _fraction(name, value):
+    value = _number(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {value}")
+    return value
