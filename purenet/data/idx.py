@@ -15,12 +15,12 @@ the file and the problem.
 import gzip
 import math
 import os
-import tempfile
 import zlib
 
 import numpy as np
 
 from ..errors import DataError
+from ..files import atomic_write
 
 TYPE_CODES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 """IDX type code -> big-endian NumPy dtype."""
@@ -102,7 +102,7 @@ def write_idx(path, array, compress=None):
     payload = _encode(np.asarray(array), path)
     if compress if compress is not None else path.endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
-    _atomic_write_bytes(path, payload)
+    atomic_write(path, lambda f: f.write(payload))
     return path
 
 
@@ -116,19 +116,6 @@ def _encode(array, path):
                         f"got shape {array.shape}")
     head = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     return head + np.ascontiguousarray(array, TYPE_CODES[code]).tobytes()
-
-
-def _atomic_write_bytes(path, payload):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- a directory of four
