@@ -1,0 +1,70 @@
+"""Inference over a whole data set, in batches: ``predict`` and ``evaluate``.
+
+Both run the model in inference mode (``train=False``: dropout off, batch norm
+on its running statistics) on batches of ``batch_size`` examples taken in
+order, so memory stays bounded, and then score the concatenated predictions:
+a loss averaged over every example and metrics computed on the full set
+(exact for r2 and confusion-style metrics, not an average of batch scores).
+"""
+import numpy as np
+
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from ..errors import ConfigError, DataError
+
+DEFAULT_BATCH_SIZE = 1024
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def predict(model, params, x, state=None, batch_size=DEFAULT_BATCH_SIZE):
+    """Model outputs for every example: ``x (n, *in_shape) -> (n, *out_shape)``."""
+    _check_batch_size(batch_size)
+    x = np.asarray(x)
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError("predict: x is empty (no examples along its leading axis)")
+    state = {} if state is None else state
+    outputs = [model.apply(params, state, x[i:i + batch_size], train=False)[0]
+               for i in range(0, len(x), batch_size)]
+    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
+def metric_fns(metrics):
+    """``{log_name: fn}`` from a sequence of metric names and functions."""
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = [metrics]
+    fns = {}
+    for m in metrics:
+        name = metrics_module.name_of(m)
+        if name in fns or name == "loss":
+            raise ConfigError(f"metric name {name!r} is used twice; give the function another name")
+        fns[name] = metrics_module.get(m)
+    return fns
+
+
+def score(pred, y, loss=None, metrics=None):
+    """``{"loss": ..., "<metric>": ...}`` for predictions ``pred`` against targets ``y``."""
+    out = {}
+    if loss is not None:
+        out["loss"] = float(losses_module.get(loss)(pred, y))
+    for name, fn in (metrics or {}).items():
+        out[name] = float(fn(pred, y))
+    return out
+
+
+def evaluate(model, params, x, y, loss=None, metrics=(), state=None,
+             batch_size=DEFAULT_BATCH_SIZE):
+    """Loss (if given) and metrics of the model on ``(x, y)``, as a dict of floats.
+
+        evaluate(model, params, X_test, y_test, loss="mse", metrics=["mae", "r2"])
+        # {"loss": 21.3, "mae": 3.1, "r2": 0.74}
+    """
+    y = np.asarray(y)
+    if len(y) != len(np.asarray(x)):
+        raise DataError(f"evaluate: x has {len(x)} examples but y has {len(y)}")
+    pred = predict(model, params, x, state, batch_size)
+    return score(pred, y, loss, metric_fns(metrics))
