@@ -56,6 +56,16 @@ def test_same_seed_is_bit_identical_and_other_seeds_differ():
     assert not trees_equal(a.params, c.params)
 
 
+def test_initial_epoch_continues_a_run_by_hand():
+    first = train(epochs=2)
+    model, _ = mlp(0.1)
+    x, y = problem()
+    rest = fit(model, first.params, "mse", sgd(0.05, momentum=0.9), x, y, epochs=4,
+               batch_size=16, opt_state=first.opt_state, initial_epoch=2, progress=False)
+    assert rest.history.epoch == [2, 3]
+    assert trees_equal(rest.params, train(epochs=4).params)
+
+
 def test_loss_by_name_or_primitive_agree():
     model, params = mlp()
     x, y = problem()
@@ -156,6 +166,28 @@ def test_text_progress_prints_one_line_per_epoch(capsys):
     assert "epoch 1/2" in err and "epoch 2/2" in err and "loss" in err
 
 
+def test_tqdm_progress_shows_the_epoch(capsys):
+    pytest.importorskip("tqdm")
+    train(epochs=1, progress="tqdm")
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_float64_data_is_cast_to_the_params_dtype():
+    model, params = mlp(0.0)
+    x, y = problem()
+    opt = sgd(0.05)
+    wide = fit(model, params, "mse", opt, x.astype(np.float64), y.astype(np.float64),
+               epochs=2, progress=False)
+    narrow = fit(model, params, "mse", opt, x, y, epochs=2, progress=False)
+    assert all(leaf.dtype == np.float32 for leaf in tree_leaves(wide.params))
+    assert trees_equal(wide.params, narrow.params)
+
+
+def test_metrics_without_validation_data_warn():
+    with pytest.warns(RuntimeWarning, match="metrics are computed on validation data"):
+        train(epochs=1, metrics=["mae"])
+
+
 @pytest.mark.parametrize("bad, error, message", [
     (dict(x=np.zeros((5, 4), np.float32)), DataError, "x has 5 samples but y has 64"),
     (dict(x=np.full((64, 4), np.nan, np.float32)), DataError, "x has 256 non-finite"),
@@ -167,7 +199,9 @@ def test_text_progress_prints_one_line_per_epoch(capsys):
     (dict(eval_every=-1), ConfigError, "eval_every"),
     (dict(validation_split=1.0), ConfigError, "validation_split"),
     (dict(progress="fancy"), ConfigError, "progress"),
+    (dict(validation_split="0.2"), ConfigError, "validation_split"),
     (dict(metrics=["f1"]), ConfigError, "unknown metric"),
+    (dict(loss=lambda pred, target: 0.0), ConfigError, "no backward pass"),
     (dict(loss="hinge"), ConfigError, "unknown loss"),
     (dict(callbacks=[print]), ConfigError, "not a callback"),
     (dict(validation_data=(np.zeros((3, 4), np.float32), np.full(3, np.nan, np.float32))),

@@ -46,7 +46,7 @@ from . import checkpoint as ckpt_module
 from .callbacks import HOOKS, Run, defines
 from .evaluate import metric_fns, predict, score
 from .history import History
-from .progress import progress_bar
+from .progress import check_mode, progress_bar
 from .step import train_step
 
 EVAL_BATCH_SIZE = 1024
@@ -81,10 +81,33 @@ class _Setup(NamedTuple):
 
 # --- checks ---------------------------------------------------------------------
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+def _positive_int(name, value, least=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        kind = "positive" if least == 1 else "non-negative"
+        raise ConfigError(f"{name} must be a {kind} integer, got {value!r}")
     return int(value)
+
+
+def _fraction(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+            or not 0.0 <= value < 1.0:
+        raise ConfigError(f"validation_split must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_loss(loss):
+    loss = losses_module.get(loss)
+    if not callable(getattr(loss, "vjp", None)):
+        raise ConfigError(f"loss {loss!r} has no backward pass: give a loss name or a "
+                          "primitive (see purenet.ops.primitive)")
+    return loss
+
+
+def _check_optimizer(optimizer):
+    if not (callable(getattr(optimizer, "init", None))
+            and callable(getattr(optimizer, "update", None))):
+        raise ConfigError(f"optimizer {optimizer!r} must have init and update "
+                          "(e.g. purenet.optim.sgd(0.01))")
 
 
 def _check_callbacks(callbacks):
@@ -96,32 +119,40 @@ def _check_callbacks(callbacks):
     return callbacks
 
 
-def _check_array(a, name):
+def _check_array(a, name, dtype):
+    """``a`` as an array, checked, with floats cast to the params' float dtype."""
+    if a is None:
+        raise DataError(f"{name} is missing: fit needs inputs and targets")
     a = np.asarray(a)
     if a.ndim == 0 or len(a) == 0:
         raise DataError(f"{name} is empty: no examples along its leading axis")
-    return check_finite(a, name)
+    check_finite(a, name)
+    return a.astype(dtype) if a.dtype.kind == "f" and a.dtype != dtype else a
 
 
-def _check_pair(x, y, names):
-    x, y = _check_array(x, names[0]), _check_array(y, names[1])
+def _check_pair(x, y, names, dtype):
+    x, y = _check_array(x, names[0], dtype), _check_array(y, names[1], dtype)
     check_same_length(x, y, names)
     return x, y
 
 
-def _prepare_data(x, y, validation_data, fraction, seed):
+def _float_dtype(params):
+    """The params' floating dtype (float32 unless the model was built otherwise)."""
+    floats = [np.asarray(a).dtype for a in tree_leaves(params) if np.asarray(a).dtype.kind == "f"]
+    return floats[0] if floats else np.dtype(np.float32)
+
+
+def _prepare_data(x, y, validation_data, fraction, seed, dtype):
     """Checked training arrays and the validation pair (or None)."""
-    x, y = _check_pair(x, y, ("x", "y"))
+    x, y = _check_pair(x, y, ("x", "y"), dtype)
     if validation_data is not None:
         if fraction:
             raise ConfigError("give validation_data or validation_split, not both")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (x_val, y_val)")
-        return (x, y), _check_pair(*validation_data, ("validation x", "validation y"))
+        return (x, y), _check_pair(*validation_data, ("validation x", "validation y"), dtype)
     if not fraction:
         return (x, y), None
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(f"validation_split must lie in [0, 1), got {fraction!r}")
     return split_validation(x, y, fraction, seed)
 
 
@@ -130,14 +161,16 @@ def _setup(model, loss, optimizer, x, y, seed, options):
     epochs = _positive_int("epochs", options["epochs"])
     batch_size = _positive_int("batch_size", options["batch_size"])
     eval_every = _positive_int("eval_every", options["eval_every"])
-    if options["progress"] not in (True, False, None, "tqdm", "text"):
-        raise ConfigError(f"progress must be True, False, 'tqdm' or 'text', "
-                          f"got {options['progress']!r}")
-    train, val = _prepare_data(x, y, options["validation_data"], options["validation_split"], seed)
-    settings = {"batch_size": batch_size, "eval_every": eval_every,
-                "validation_split": float(options["validation_split"] or 0.0)}
-    return _Setup(model, losses_module.get(loss), optimizer, train[0], train[1], val, epochs,
-                  batch_size, seed, eval_every, metric_fns(options["metrics"]),
+    check_mode(options["progress"])
+    loss, metrics = _check_loss(loss), metric_fns(options["metrics"])
+    fraction = _fraction(options["validation_split"])
+    train, val = _prepare_data(x, y, options["validation_data"], fraction, seed, options["dtype"])
+    if metrics and val is None:
+        warnings.warn("metrics are computed on validation data, and none was given: pass "
+                      "validation_data or validation_split", RuntimeWarning, stacklevel=4)
+    settings = {"batch_size": batch_size, "eval_every": eval_every, "validation_split": fraction}
+    return _Setup(model, loss, optimizer, train[0], train[1], val, epochs,
+                  batch_size, seed, eval_every, metrics,
                   _check_callbacks(options["callbacks"]), options["progress"],
                   options["checkpoint_dir"], settings)
 
@@ -282,12 +315,11 @@ def _run_seed(seed, ckpt):
     """The seed of the run: the caller's, else the checkpoint's, else 0."""
     if seed is None:
         return ckpt.seed if ckpt is not None else 0
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = _positive_int("seed", seed, least=0)
     if ckpt is not None and seed != ckpt.seed:
         raise ConfigError(f"seed={seed} differs from the checkpoint's seed {ckpt.seed}; "
                           "omit seed to continue the checkpointed run")
-    return int(seed)
+    return seed
 
 
 def _resume(ckpt, run, settings):
@@ -328,7 +360,8 @@ def fit(model, params, loss, optimizer, x, y, *, state=None, opt_state=None, epo
         params, state: from ``model.init``; ``state=None`` means ``{}``.
         loss: a loss name (``"mse"``) or a loss primitive ``(pred, target) -> scalar``.
         optimizer: a GradientTransformation (``purenet.optim.sgd(0.01, momentum=0.9)``).
-        x, y: ``(n, *in_shape)`` inputs and ``(n, ...)`` targets.
+        x, y: ``(n, *in_shape)`` inputs and ``(n, ...)`` targets; float arrays are
+            cast once to the params' dtype (float32), integer labels kept.
         opt_state: to continue an optimizer; default ``optimizer.init(params)``.
         epochs: the epoch count to reach (counting epochs done before a resume).
         batch_size: examples per step (the last batch may be smaller).
@@ -346,8 +379,10 @@ def fit(model, params, loss, optimizer, x, y, *, state=None, opt_state=None, epo
     Returns:
         ``FitResult(params, state, opt_state, history)``.
     """
+    initial_epoch = _positive_int("initial_epoch", initial_epoch, least=0)
     if resume_from is not None and initial_epoch:
         raise ConfigError("give resume_from or initial_epoch, not both")
+    _check_optimizer(optimizer)
     state = {} if state is None else state
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     ckpt = None if resume_from is None else ckpt_module.load_checkpoint(
@@ -355,15 +390,12 @@ def fit(model, params, loss, optimizer, x, y, *, state=None, opt_state=None, epo
     options = dict(epochs=epochs, batch_size=batch_size, eval_every=eval_every,
                    validation_data=validation_data, validation_split=validation_split,
                    metrics=metrics, callbacks=callbacks, progress=progress,
-                   checkpoint_dir=checkpoint_dir)
+                   checkpoint_dir=checkpoint_dir, dtype=_float_dtype(params))
     setup = _setup(model, loss, optimizer, x, y, _run_seed(seed, ckpt), options)
     if not _all_finite(params):
         raise DataError("params hold NaN or inf values; initialise them again")
     run = Run(model, params, state, opt_state, History())
-    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
-            or initial_epoch < 0:
-        raise ConfigError(f"initial_epoch must be a non-negative integer, got {initial_epoch!r}")
-    return _fit(setup, run, ckpt, int(initial_epoch))
+    return _fit(setup, run, ckpt, initial_epoch)
 
 
 def _fit(setup, run, ckpt, start):

@@ -87,12 +87,17 @@ def _tqdm():
     return tqdm
 
 
+def check_mode(mode):
+    """ConfigError unless ``mode`` is True, False, None, "tqdm" or "text"."""
+    if not any(mode is m for m in (True, False, None)) and mode not in ("tqdm", "text"):
+        raise ConfigError(f"progress must be True, False, 'tqdm' or 'text', got {mode!r}")
+    return mode
+
+
 def progress_bar(mode, total, epoch, epochs):
     """A display for one epoch of ``total`` batches; see the module docstring."""
-    if mode is False or mode is None:
+    if check_mode(mode) is False or mode is None:
         return NoProgress()
-    if mode not in (True, "tqdm", "text"):
-        raise ConfigError(f"progress must be True, False, 'tqdm' or 'text', got {mode!r}")
     tqdm = _tqdm() if mode in (True, "tqdm") else None
     if tqdm is None:
         if mode == "tqdm":
