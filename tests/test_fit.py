@@ -183,6 +183,15 @@ def test_float64_data_is_cast_to_the_params_dtype():
     assert trees_equal(wide.params, narrow.params)
 
 
+def test_the_finiteness_check_is_exact_when_the_sum_overflows():
+    from purenet.train.fit import _check_array
+    x = np.full((64, 4), 3e38, np.float32)      # the sum overflows; every value is finite
+    assert _check_array(x, "x", np.float32) is x
+    x[5, 2] = np.inf
+    with pytest.raises(DataError, match=r"index \(5, 2\)"):
+        _check_array(x, "x", np.float32)
+
+
 def test_metrics_without_validation_data_warn():
     with pytest.warns(RuntimeWarning, match="metrics are computed on validation data"):
         train(epochs=1, metrics=["mae"])
