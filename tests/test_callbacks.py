@@ -70,6 +70,13 @@ def test_patience_counts_evaluations_only():
     assert stopper.wait == 2 and evaluated[-3] == stopper.best_epoch
 
 
+def test_a_monitor_that_is_never_logged_warns():
+    model, params, (x, y), _ = overshoot_problem()
+    with pytest.warns(RuntimeWarning, match="'val_loss' was never logged"):
+        fit(model, params, "mse", sgd(0.02), x, y, epochs=2, callbacks=[EarlyStopping()],
+            progress=False)
+
+
 def test_min_delta_and_mode():
     stopper = EarlyStopping(monitor="val_accuracy", min_delta=0.1)
     assert stopper.mode == "max"
@@ -113,12 +120,17 @@ def test_a_callback_can_stop_training_and_see_the_run():
     result = run_overshoot([stop])
     assert len(result.history) == 2 and stop.history_length == 2
     assert result.history.stop_reason == "enough"
+    keras_style = LambdaCallback(on_epoch_end=lambda epoch, logs, run: setattr(
+        run, "stop_training", True))
+    result = run_overshoot([keras_style])
+    assert result.history.stop_reason == "stopped by a callback after epoch 0"
 
 
 def test_csv_logger_writes_every_epoch(tmp_path):
     path = tmp_path / "log.csv"
     run_overshoot([CSVLogger(path)], epochs=3, eval_every=2)
-    rows = list(csv.DictReader(path.open()))
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     assert set(rows[0]) == {"epoch", "loss", "val_loss", "seconds"}
     assert rows[0]["val_loss"] == "" and float(rows[1]["val_loss"]) > 0

@@ -9,8 +9,10 @@
 ``epoch`` is 0-based. ``run`` is the small record of a fit (``Run``): the model,
 ``params``, ``state`` and ``opt_state`` as of the last completed epoch, the
 ``history`` so far and a ``stop_training`` flag (with ``stop_reason``) that a
-callback sets to end training after the current epoch. A callback may replace
-``run.params``/``run.state`` (``EarlyStopping`` does so at the end).
+callback sets (``run.stop(reason)``) to end training after the current epoch;
+the flag is read at the end of each epoch, and ``on_batch_end`` sees the
+params of the last completed epoch (the step loop keeps its own). A callback
+may replace ``run.params``/``run.state`` (``EarlyStopping`` does so at the end).
 
 A callback that keeps state across epochs returns it from ``get_state()`` (a
 dict of JSON-able values and trees of arrays) and takes it back in
@@ -20,6 +22,7 @@ define it, so the step loop pays nothing for the others.
 """
 import csv
 import math
+import warnings
 from io import StringIO
 
 from ..errors import ConfigError
@@ -126,6 +129,7 @@ class EarlyStopping(Callback):
     def _reset(self):
         self.best, self.best_epoch, self.wait = None, None, 0
         self.best_params = self.best_state = None
+        self._keys_seen = None
 
     def on_train_begin(self, run):
         self._reset()
@@ -142,6 +146,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs, run):
         value = logs.get(self.monitor)
         if value is None:
+            self._keys_seen = sorted(logs)
             return
         if self._improves(float(value)):
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
@@ -158,6 +163,9 @@ class EarlyStopping(Callback):
                 f"for {self.wait} evaluation(s) (best {best})")
 
     def on_train_end(self, run):
+        if self.best is None and self._keys_seen is not None:
+            warnings.warn(f"EarlyStopping: {self.monitor!r} was never logged (logs have "
+                          f"{self._keys_seen}); give fit validation data", RuntimeWarning)
         if self.restore_best_weights and self.best_params is not None:
             run.params, run.state = self.best_params, self.best_state
 

@@ -292,6 +292,8 @@ def _train(setup, run, best, start, initial):
         logs, improved = _end_of_epoch(setup, run, best, epoch, started, outcome)
         bar.close(logs)
         _call(setup.callbacks, "on_epoch_end", epoch, logs, run)
+        if run.stop_training and not run.stop_reason:
+            run.stop_reason = f"stopped by a callback after epoch {epoch}"
         _save(setup, run, best, epoch + 1, improved)
         if run.stop_training:
             return
