@@ -1,0 +1,152 @@
+"""Convolution and pooling layers (see ``base`` for the layer protocol).
+
+Shapes exclude the batch axis: 2-D layers take ``(C, H, W)`` examples, 1-D layers
+``(C, W)``. Kernels are stored HWIO, ``W (kh, kw, C_in, filters)`` (1-D:
+``(kw, C_in, filters)``), the layout ``initializers.fans`` expects, so Glorot/He
+scale by the receptive field. Arguments are JSON-able (ints, strings, lists) so
+saved models can be rebuilt; a size may be an int or a pair.
+"""
+import numpy as np
+
+from .. import initializers
+from ..errors import ConfigError, ShapeError
+from ..ops import activations
+from ..ops.conv import Geometry, as_pair, check_settings, conv1d, conv2d, settings_1d, single
+from ..ops.pooling import (avg_pool1d, avg_pool2d, global_avg_pool2d, max_pool1d, max_pool2d,
+                           pool_geometry)
+from ..ops.pooling import settings_1d as pool_settings_1d
+from ..random import split
+from .base import Layer, layer_constructor
+
+
+def _check_input(x, channels, rank, layout):
+    """ShapeError unless ``x`` is ``(batch, channels, ...)`` of the given rank."""
+    if np.ndim(x) != rank or x.shape[1] != channels:
+        raise ShapeError(f"expected input of shape (batch, {layout}) with {channels} channel(s), "
+                         f"got {np.shape(x)}")
+
+
+def _check_in_shape(in_shape, rank, layout):
+    if len(in_shape) != rank:
+        raise ShapeError(f"expected examples of shape ({layout}), got {in_shape}")
+
+
+def _spatial(in_shape, rank):
+    """(H, W) of a (C, H, W) example; (1, W) of a (C, W) one."""
+    return in_shape[1:] if rank == 2 else (1, in_shape[1])
+
+
+def _conv_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_bias, settings):
+    """Shared body of Conv1D and Conv2D; ``rank`` is 2 or 1 (spatial axes)."""
+    if int(filters) <= 0:
+        raise ConfigError(f"{kind}: filters must be positive, got {filters}")
+    act = activations.get(act)
+    w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+    prim, layout = (conv2d, "channels, height, width") if rank == 2 else (conv1d, "channels, width")
+    kernel = as_pair(kernel_size, "kernel_size") if rank == 2 else (1, single(kernel_size, "kernel_size"))
+    settings_2d = settings if rank == 2 else settings_1d(**settings)
+    check_settings(kernel, **settings_2d)       # bad settings fail here, at construction
+
+    def init(key, in_shape, dtype):
+        _check_in_shape(in_shape, rank + 1, layout)
+        out_hw = Geometry(_spatial(in_shape, rank), kernel, **settings_2d).out_hw
+        k_w, k_b = split(key)
+        params = {"W": w_init(k_w, kernel[2 - rank:] + (in_shape[0], filters), dtype)}
+        if use_bias:
+            params["b"] = b_init(k_b, (filters,), dtype)
+        return (filters,) + out_hw[2 - rank:], params, {}
+
+    def apply(params, state, x, train, key):
+        _check_input(x, params["W"].shape[-2], rank + 2, layout)
+        z, back_conv = prim.vjp(x, params["W"], params.get("b"), **settings)
+        y, back_act = act.vjp(z)
+
+        def backward(g):
+            dx, dw, db = back_conv(back_act(g)[0])
+            return ({"W": dw, "b": db} if use_bias else {"W": dw}), dx
+
+        return y, state, backward
+
+    return Layer(kind, init, apply)
+
+
+@layer_constructor
+def Conv2D(filters, kernel_size, stride=1, padding="valid", dilation=1, activation="identity",
+           w_init="glorot_uniform", b_init="zeros", use_bias=True):
+    """2-D convolution, bias and activation: ``(C, H, W) -> (filters, H_out, W_out)``.
+
+    Params ``{"W": (kh, kw, C, filters), "b": (filters,)}``. ``padding`` is "valid",
+    "same", an int or a pair; ``stride``, ``dilation`` and ``kernel_size`` an int or a pair.
+    """
+    return _conv_layer("conv2d", 2, filters, kernel_size, activation, w_init, b_init, use_bias,
+                       dict(stride=stride, padding=padding, dilation=dilation))
+
+
+@layer_constructor
+def Conv1D(filters, kernel_size, stride=1, padding="valid", dilation=1, activation="identity",
+           w_init="glorot_uniform", b_init="zeros", use_bias=True):
+    """1-D convolution over sequences ``(C, W) -> (filters, W_out)``; params
+    ``{"W": (kw, C, filters), "b": (filters,)}``."""
+    return _conv_layer("conv1d", 1, filters, kernel_size, activation, w_init, b_init, use_bias,
+                       dict(stride=stride, padding=padding, dilation=dilation))
+
+
+def _pool_layer(kind, prim, rank, pool_size, stride, padding):
+    """A parameter-free pooling layer over ``rank`` spatial axes."""
+    layout = "channels, height, width" if rank == 2 else "channels, width"
+    settings = dict(pool_size=pool_size, stride=stride, padding=padding)
+    settings_2d = settings if rank == 2 else pool_settings_1d(**settings)
+
+    def init(key, in_shape, dtype):
+        _check_in_shape(in_shape, rank + 1, layout)
+        out_hw = pool_geometry(_spatial(in_shape, rank), **settings_2d).out_hw
+        return in_shape[:1] + out_hw[2 - rank:], {}, {}
+
+    def apply(params, state, x, train, key):
+        if np.ndim(x) != rank + 2:
+            raise ShapeError(f"expected input of shape (batch, {layout}), got {np.shape(x)}")
+        y, back = prim.vjp(x, **settings)
+        return y, state, lambda g: ({}, back(g)[0])
+
+    return Layer(kind, init, apply)
+
+
+@layer_constructor
+def MaxPool2D(pool_size, stride=None, padding="valid"):
+    """Max over ``pool_size`` windows (stride defaults to ``pool_size``); ties send the
+    gradient to the first maximum of the window in row-major order."""
+    return _pool_layer("maxpool2d", max_pool2d, 2, pool_size, stride, padding)
+
+
+@layer_constructor
+def AvgPool2D(pool_size, stride=None, padding="valid"):
+    """Mean over ``pool_size`` windows (stride defaults to ``pool_size``; padding counts as 0)."""
+    return _pool_layer("avgpool2d", avg_pool2d, 2, pool_size, stride, padding)
+
+
+@layer_constructor
+def MaxPool1D(pool_size, stride=None, padding="valid"):
+    """1-D max pooling over ``(C, W)`` examples; ties go to the first maximum."""
+    return _pool_layer("maxpool1d", max_pool1d, 1, pool_size, stride, padding)
+
+
+@layer_constructor
+def AvgPool1D(pool_size, stride=None, padding="valid"):
+    """1-D average pooling over ``(C, W)`` examples."""
+    return _pool_layer("avgpool1d", avg_pool1d, 1, pool_size, stride, padding)
+
+
+@layer_constructor
+def GlobalAvgPool2D():
+    """Mean over all positions of each channel: ``(C, H, W) -> (C,)``."""
+    def init(key, in_shape, dtype):
+        _check_in_shape(in_shape, 3, "channels, height, width")
+        return in_shape[:1], {}, {}
+
+    def apply(params, state, x, train, key):
+        if np.ndim(x) != 4:
+            raise ShapeError(f"expected input of shape (batch, channels, height, width), got {np.shape(x)}")
+        y, back = global_avg_pool2d.vjp(x)
+        return y, state, lambda g: ({}, back(g)[0])
+
+    return Layer("globalavgpool2d", init, apply)

@@ -1,0 +1,65 @@
+"""Batch normalisation layer (see ``base`` for the layer protocol).
+
+Works on dense examples ``(F,)`` and on conv examples ``(C, H, W)`` or ``(C, W)``:
+statistics are per channel (axis 1 of the batch), over every other axis.
+
+    params  {"gamma": (C,), "beta": (C,)}
+    state   {"mean": (C,), "var": (C,)}     running averages, updated in training
+
+Training (``train=True``) normalises by the batch's own statistics and returns
+the updated running averages as the new state:
+
+    running ← momentum · running + (1 - momentum) · batch
+
+with the batch variance made unbiased (× m/(m-1)) for the running average, as
+PyTorch does. Inference normalises by the running averages and leaves the state
+unchanged. ``momentum`` follows Keras (0.9 keeps 90 % of the old average);
+PyTorch's ``momentum=0.1`` is the same thing.
+"""
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from ..ops.normalization import batch_norm_inference, batch_norm_train
+from .base import Layer, layer_constructor
+
+
+@layer_constructor
+def BatchNorm(momentum=0.9, eps=1e-5):
+    """Batch normalisation with a learned per-channel scale ``gamma`` and shift ``beta``."""
+    if not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"BatchNorm: momentum must be in [0, 1), got {momentum}")
+    if not eps > 0:
+        raise ConfigError(f"BatchNorm: eps must be positive, got {eps}")
+
+    def init(key, in_shape, dtype):
+        if not in_shape:
+            raise ShapeError("BatchNorm needs examples with a channel or feature axis")
+        c = in_shape[0]
+        params = {"gamma": np.ones(c, dtype), "beta": np.zeros(c, dtype)}
+        return in_shape, params, {"mean": np.zeros(c, dtype), "var": np.ones(c, dtype)}
+
+    def apply(params, state, x, train, key):
+        c = params["gamma"].shape[0]
+        if np.ndim(x) < 2 or x.shape[1] != c:
+            raise ShapeError(f"expected input of shape (batch, {c}, ...) with {c} channels or "
+                             f"features, got {np.shape(x)}")
+        if train:
+            return _train(params, state, x)
+        y, back = batch_norm_inference.vjp(x, params["gamma"], params["beta"],
+                                           state["mean"], state["var"], eps=eps)
+        return y, state, lambda g: _grads(back(g))
+
+    def _train(params, state, x):
+        y, (mean, var), back = batch_norm_train(x, params["gamma"], params["beta"], eps)
+        m = x.size // x.shape[1]
+        unbiased = var * (m / max(m - 1, 1))
+        new_state = {"mean": momentum * state["mean"] + (1 - momentum) * mean,
+                     "var": momentum * state["var"] + (1 - momentum) * unbiased}
+        return y, new_state, lambda g: _grads(back(g))
+
+    return Layer("batchnorm", init, apply)
+
+
+def _grads(grads):
+    """(dx, dgamma, dbeta, ...) of a batch-norm primitive -> the layer's (dparams, dx)."""
+    return {"gamma": grads[1], "beta": grads[2]}, grads[0]

@@ -1,0 +1,152 @@
+"""Pooling primitives: max and average pooling (2-D on NCHW, 1-D on NCW) and global
+average pooling, each forward with its hand-derived backward.
+
+Settings: ``pool_size`` (int or pair), ``stride`` (defaults to ``pool_size``: windows
+that tile the image), ``padding`` ("valid", "same", an int or a pair, as for
+convolutions; it must be smaller than the window).
+
+Rules worth knowing:
+
+* Max pooling, ties: the gradient goes to the FIRST maximum of each window, in
+  row-major order of the window (top row first, left to right). Padding is -inf,
+  so it is never the maximum.
+* Average pooling divides by the full window size, padding included (PyTorch's
+  default ``count_include_pad=True``): padded positions count as zeros.
+
+The work is one vectorised pass per window offset (at most kh*kw passes), on the
+channels-last view of the input like the convolutions (see ``ops.conv``), so the
+outputs keep the channels-last memory of a convolution's output. Windows that
+tile the image (stride >= window) write each input gradient once instead of
+accumulating it.
+"""
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from .conv import Geometry, as_pair, channels_last, crop_to_nchw, pad_channels_last, single
+from .core import primitive
+
+
+def pool_geometry(in_hw, pool_size, stride=None, padding="valid"):
+    """The checked window geometry of a pooling (no dilation)."""
+    pool = as_pair(pool_size, "pool_size")
+    if min(pool) < 1:
+        raise ConfigError(f"pool_size must be positive, got {pool_size!r}")
+    geom = Geometry(in_hw, pool, pool if stride is None else stride, padding)
+    if any(max(pads) >= k for pads, k in zip(geom.pads, pool)):
+        raise ConfigError(f"padding {padding!r} must be smaller than the pool window {pool}")
+    return geom
+
+
+def _check_rank(x, rank, name):
+    if np.ndim(x) != rank:
+        layout = "(batch, channels, height, width)" if rank == 4 else "(batch, channels, width)"
+        raise ShapeError(f"{name}: input must be {layout}, got shape {np.shape(x)}")
+
+
+def _tiles(geom):
+    """True when windows never overlap, so each input gradient is written at most once."""
+    return all(s >= k for s, k in zip(geom.stride, geom.kernel_hw))
+
+
+def _scatter(parts, geom, padded_shape, dtype):
+    """Padded channels-last gradient from ``(offset, part)`` pairs, ``part`` (N, Ho, Wo, C)."""
+    dxp = np.zeros(padded_shape, dtype=dtype)
+    tiles = _tiles(geom)
+    for (i, j), part in parts:
+        window = dxp[(slice(None),) + geom.window(i, j)]
+        if tiles:
+            window[...] = part
+        else:
+            window += part
+    return dxp
+
+
+@primitive
+def max_pool2d(x, *, pool_size, stride=None, padding="valid"):
+    """Max over each window: ``(N, C, H, W) -> (N, C, H_out, W_out)``; ties go to the first maximum."""
+    _check_rank(x, 4, "max_pool2d")
+    geom = pool_geometry(x.shape[2:], pool_size, stride, padding)
+    xp = pad_channels_last(x, geom.pads, fill=-np.inf)
+    offsets = geom.offsets()
+    y = xp[(slice(None),) + geom.window(*offsets[0])].copy()
+    first = np.zeros(y.shape, dtype=np.uint8 if len(offsets) < 256 else np.intp)
+    better = np.empty(y.shape, dtype=bool)
+    for k, (i, j) in enumerate(offsets[1:], start=1):
+        v = xp[(slice(None),) + geom.window(i, j)]
+        np.greater(v, y, out=better)          # strict: an equal later value never wins
+        np.copyto(y, v, where=better)
+        np.copyto(first, k, where=better)
+
+    def backward(g):
+        # y = x[argmax of window]  =>  dx = g at the first maximum of each window, 0 elsewhere
+        gt = channels_last(g)
+        parts = ((ij, gt * (first == k)) for k, ij in enumerate(offsets))
+        dxp = _scatter(parts, geom, xp.shape, g.dtype)
+        return (crop_to_nchw(dxp, geom.pads, geom.in_hw),)
+
+    return y.transpose(0, 3, 1, 2), backward
+
+
+@primitive
+def avg_pool2d(x, *, pool_size, stride=None, padding="valid"):
+    """Mean over each window (padding counts as zeros): ``(N, C, H, W) -> (N, C, H_out, W_out)``."""
+    _check_rank(x, 4, "avg_pool2d")
+    geom = pool_geometry(x.shape[2:], pool_size, stride, padding)
+    xp = pad_channels_last(x, geom.pads)
+    offsets = geom.offsets()
+    y = xp[(slice(None),) + geom.window(*offsets[0])].copy()
+    for i, j in offsets[1:]:
+        y += xp[(slice(None),) + geom.window(i, j)]
+    scale = 1.0 / len(offsets)
+    y *= scale
+
+    def backward(g):
+        # y = Σ_window x / (kh kw)  =>  every x in a window gets g / (kh kw)
+        share = channels_last(g) * scale
+        dxp = _scatter(((ij, share) for ij in offsets), geom, xp.shape, g.dtype)
+        return (crop_to_nchw(dxp, geom.pads, geom.in_hw),)
+
+    return y.transpose(0, 3, 1, 2), backward
+
+
+@primitive
+def global_avg_pool2d(x):
+    """Mean over all positions of each channel: ``(N, C, H, W) -> (N, C)``."""
+    _check_rank(x, 4, "global_avg_pool2d")
+    n, c, h, w = x.shape
+    scale = 1.0 / (h * w)
+
+    def backward(g):
+        # y = Σ_{h,w} x / (H W)  =>  dx = g / (H W) at every position
+        dx = np.empty((n, h, w, c), dtype=g.dtype)
+        dx[...] = g[:, None, None, :] * scale
+        return (dx.transpose(0, 3, 1, 2),)
+
+    return x.mean(axis=(2, 3)), backward
+
+
+def settings_1d(pool_size, stride=None, padding="valid"):
+    """1-D pooling settings as those of the equivalent height-1 2-D pooling."""
+    return dict(pool_size=(1, single(pool_size, "pool_size")),
+                stride=None if stride is None else (1, single(stride, "stride")),
+                padding=padding if isinstance(padding, str) else (0, single(padding, "padding", 0)))
+
+
+def _as_1d(prim2d, x, settings, name):
+    """Run a 2-D pooling on the height-1 image of NCW ``x``; adapt its backward."""
+    _check_rank(x, 3, name)
+    y, back = prim2d.fn(x[:, :, None, :], **settings_1d(**settings))
+    # a height-1 pooling: reuse the 2-D backward and drop the unit axis again
+    return y[:, :, 0, :], lambda g: (back(g[:, :, None, :])[0][:, :, 0, :],)
+
+
+@primitive
+def max_pool1d(x, *, pool_size, stride=None, padding="valid"):
+    """1-D max pooling: ``(N, C, W) -> (N, C, W_out)``; ties go to the first maximum."""
+    return _as_1d(max_pool2d, x, dict(pool_size=pool_size, stride=stride, padding=padding), "max_pool1d")
+
+
+@primitive
+def avg_pool1d(x, *, pool_size, stride=None, padding="valid"):
+    """1-D average pooling: ``(N, C, W) -> (N, C, W_out)``."""
+    return _as_1d(avg_pool2d, x, dict(pool_size=pool_size, stride=stride, padding=padding), "avg_pool1d")

@@ -1,0 +1,118 @@
+"""Plain, loop-based convolution and pooling: slow on purpose, for tests only.
+
+Every value and gradient here is computed straight from the definition with
+Python loops over samples, output positions and kernel offsets, so it can be
+read against the formulas and used to check the fast primitives in
+``ops.conv`` and ``ops.pooling``. Same layouts as those: NCHW inputs, HWIO
+kernels ``(kh, kw, C_in, C_out)``; padding given as ``((top, bottom), (left, right))``.
+
+    y[n, o, p, q] = b[o] + Σ_{i, j, c} x_pad[n, c, p*s + i*d, q*s + j*d] * w[i, j, c, o]
+
+Differentiating this sum term by term gives the backward passes below: every
+term sends ``g[n, o, p, q] * w[i, j, c, o]`` to the input pixel it read (the
+input gradient is a full correlation with the *flipped* kernel, which is what
+the scatter below amounts to), and ``g[n, o, p, q] * x_pad[...]`` to the kernel
+entry it used, summed over samples AND positions.
+"""
+import numpy as np
+
+
+def _pad(x, pads, fill=0.0):
+    (top, bottom), (left, right) = pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
+
+
+def _out_size(size, k, stride, dilation):
+    return (size - (k - 1) * dilation - 1) // stride + 1
+
+
+def _crop(xp, pads, shape):
+    (top, _), (left, _) = pads
+    return xp[:, :, top:top + shape[2], left:left + shape[3]]
+
+
+def conv2d(x, w, b, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1)):
+    """Forward: ``(N, C, H, W)`` and ``(kh, kw, C, O)`` -> ``(N, O, H_out, W_out)``."""
+    xp = _pad(x, pads)
+    kh, kw, _, c_out = w.shape
+    ho = _out_size(xp.shape[2], kh, stride[0], dilation[0])
+    wo = _out_size(xp.shape[3], kw, stride[1], dilation[1])
+    y = np.zeros((x.shape[0], c_out, ho, wo), dtype=np.result_type(x, w))
+    for n in range(x.shape[0]):
+        for p in range(ho):
+            for q in range(wo):
+                for i in range(kh):
+                    for j in range(kw):
+                        pixel = xp[n, :, p * stride[0] + i * dilation[0], q * stride[1] + j * dilation[1]]
+                        y[n, :, p, q] += pixel @ w[i, j]      # Σ_c x[c] w[i, j, c, :]
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def conv2d_grads(x, w, g, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1)):
+    """``(dx, dw, db)`` for output gradient ``g``, term by term from the forward sum."""
+    xp = _pad(x, pads)
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    kh, kw = w.shape[:2]
+    for n in range(g.shape[0]):
+        for p in range(g.shape[2]):
+            for q in range(g.shape[3]):
+                for i in range(kh):
+                    for j in range(kw):
+                        r, c = p * stride[0] + i * dilation[0], q * stride[1] + j * dilation[1]
+                        dxp[n, :, r, c] += w[i, j] @ g[n, :, p, q]            # Σ_o w[i,j,:,o] g[o]
+                        dw[i, j] += np.outer(xp[n, :, r, c], g[n, :, p, q])  # every n, p, q adds
+    return _crop(dxp, pads, x.shape), dw, g.sum(axis=(0, 2, 3))
+
+
+def _windows(x, pool, stride, pads, fill):
+    """Yield ``(n, c, p, q, rows, cols, window)`` for every pooling window of padded ``x``."""
+    xp = _pad(x, pads, fill)
+    ho = _out_size(xp.shape[2], pool[0], stride[0], 1)
+    wo = _out_size(xp.shape[3], pool[1], stride[1], 1)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for p in range(ho):
+                for q in range(wo):
+                    r0, c0 = p * stride[0], q * stride[1]
+                    yield n, c, p, q, r0, c0, xp[n, c, r0:r0 + pool[0], c0:c0 + pool[1]]
+
+
+def _pool_out(x, pool, stride, pads):
+    h = _out_size(x.shape[2] + sum(pads[0]), pool[0], stride[0], 1)
+    w = _out_size(x.shape[3] + sum(pads[1]), pool[1], stride[1], 1)
+    return np.zeros(x.shape[:2] + (h, w), dtype=x.dtype)
+
+
+def max_pool2d(x, pool, stride, pads=((0, 0), (0, 0))):
+    """Max of each window, padding as -inf."""
+    y = _pool_out(x, pool, stride, pads)
+    for n, c, p, q, _, _, window in _windows(x, pool, stride, pads, -np.inf):
+        y[n, c, p, q] = window.max()
+    return y
+
+
+def max_pool2d_grad(x, g, pool, stride, pads=((0, 0), (0, 0))):
+    """Each window's gradient goes to its FIRST maximum in row-major order (np.argmax's rule)."""
+    dxp = _pad(np.zeros_like(x), pads)
+    for n, c, p, q, r0, c0, window in _windows(x, pool, stride, pads, -np.inf):
+        i, j = np.unravel_index(np.argmax(window), window.shape)
+        dxp[n, c, r0 + i, c0 + j] += g[n, c, p, q]
+    return _crop(dxp, pads, x.shape)
+
+
+def avg_pool2d(x, pool, stride, pads=((0, 0), (0, 0))):
+    """Mean of each window, padded zeros included in the count."""
+    y = _pool_out(x, pool, stride, pads)
+    for n, c, p, q, _, _, window in _windows(x, pool, stride, pads, 0.0):
+        y[n, c, p, q] = window.sum() / window.size
+    return y
+
+
+def avg_pool2d_grad(x, g, pool, stride, pads=((0, 0), (0, 0))):
+    """Each window spreads its gradient evenly over its pool[0]*pool[1] positions."""
+    dxp = _pad(np.zeros_like(x), pads)
+    for n, c, p, q, r0, c0, window in _windows(x, pool, stride, pads, 0.0):
+        dxp[n, c, r0:r0 + pool[0], c0:c0 + pool[1]] += g[n, c, p, q] / window.size
+    return _crop(dxp, pads, x.shape)
