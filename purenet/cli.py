@@ -10,7 +10,7 @@ import sys
 from .errors import PurenetError
 
 # data set name -> recipe module (purenet.recipes.<module>)
-RECIPES = {"boston": "boston"}
+RECIPES = {"boston": "boston", "fashion-mnist": "fashion_mnist"}
 
 
 def _recipe(name):

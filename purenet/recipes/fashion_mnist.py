@@ -1,0 +1,127 @@
+"""Fashion-MNIST (or any MNIST-format directory): an MLP, a CNN and the book's chapter-5 net.
+
+Images are scaled to [0, 1] and standardised with the training set's mean and
+std (saved with the model, so ``evaluate`` and ``predict`` preprocess alike);
+5,000 training images are held out for validation; the test set is scored
+once, at the end.
+"""
+import time
+
+import numpy as np
+
+from .. import optim
+from ..data import (FASHION_MNIST_CLASSES, fit_image_normalizer, image_scale, load_idx_dataset,
+                    normalize_images, validation_split)
+from ..data.idx import FASHION_MNIST_DIR
+from ..io import save_model, write_json
+from ..layers import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, serial
+from ..metrics import confusion_matrix
+from ..random import key
+from ..train import fit, predict
+from .common import out_path, run_header
+
+VALIDATION_SIZE = 5000
+
+
+def mlp():
+    """784-512-256-10 ReLU with dropout."""
+    return serial(Flatten(), Dense(512, "relu", w_init="he_normal"), Dropout(0.3),
+                  Dense(256, "relu", w_init="he_normal"), Dropout(0.3), Dense(10))
+
+
+def cnn():
+    """Two 5x5 conv blocks (32, 64 filters) with batch norm and pooling, dense 128."""
+    def block(filters):
+        return [Conv2D(filters, 5, padding="same", w_init="he_normal"), BatchNorm(),
+                Activation("relu"), MaxPool2D(2)]
+    return serial(*block(32), *block(64), Flatten(), Dense(128, "relu", w_init="he_normal"),
+                  Dropout(0.4), Dense(10))
+
+
+def book():
+    """The book's chapter-5 net: conv 16 5x5 tanh, flatten, dropout (keep 0.8), dense 10."""
+    return serial(Conv2D(16, 5, padding="same", activation="tanh", w_init="glorot_normal"),
+                  Flatten(), Dropout(0.2), Dense(10, w_init="glorot_normal"))
+
+
+# model name -> (builder, optimizer factory(steps_per_epoch, epochs), default epochs, batch size)
+MODELS = {
+    "mlp": (mlp, lambda spe, ep: optim.adam(optim.schedules.cosine_decay(1e-3, spe * ep, 1e-5)), 30, 128),
+    "cnn": (cnn, lambda spe, ep: optim.adam(optim.schedules.cosine_decay(2e-3, spe * ep, 1e-5)), 12, 128),
+    "book": (book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60),
+}
+
+
+def load_data(data_dir):
+    """Train (minus validation), validation and test sets as float32 (N, 1, 28, 28)."""
+    (x_tr, y_tr), (x_te, y_te) = load_idx_dataset(data_dir or FASHION_MNIST_DIR)
+    x_tr, x_te = image_scale(x_tr)[:, None], image_scale(x_te)[:, None]
+    stats = fit_image_normalizer(x_tr)
+    x_tr, x_te = normalize_images(x_tr, stats), normalize_images(x_te, stats)
+    (x_tr, y_tr), (x_val, y_val) = validation_split(x_tr, y_tr, VALIDATION_SIZE / len(x_tr), seed=0)
+    return (x_tr, y_tr), (x_val, y_val), (x_te, y_te), stats
+
+
+def add_arguments(parser):
+    parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None,
+                        help="a directory of MNIST-format IDX files (default: Fashion-MNIST)")
+
+
+def run(args):
+    build, make_optimizer, epochs, batch_size = MODELS[args.model]
+    epochs, batch_size = args.epochs or epochs, args.batch_size or batch_size
+    train, val, test, stats = load_data(args.data_dir)
+    model = build()
+    _, params, state = model.init(key(args.seed), train[0].shape[1:])
+    steps_per_epoch = -(-len(train[0]) // batch_size)
+    start = time.perf_counter()
+    result = fit(model, params, "softmax_cross_entropy", make_optimizer(steps_per_epoch, epochs),
+                 *train, state=state, epochs=epochs, batch_size=batch_size, seed=args.seed,
+                 validation_data=val, metrics=["accuracy"], progress=args.progress)
+    train_seconds = time.perf_counter() - start
+    logits = predict(model, result.params, test[0], state=result.state)
+    report = _report(args, result, logits, test[1], train_seconds, epochs, batch_size)
+    extra = {"recipe": "fashion-mnist", "model": args.model, "classes": _class_names(args),
+             "preprocess": {"scale": 1 / 255, "mean": stats["mean"], "std": stats["std"]}}
+    save_model(out_path(args, f"{args.model}.npz"), model, result.params, result.state,
+               in_shape=train[0].shape[1:], extra=extra)
+    write_json(out_path(args, "metrics.json"), report)
+    _plots(args, result.history, report, test, logits)
+    print(f"test accuracy {report['test_accuracy']:.4f} after {epochs} epochs "
+          f"({train_seconds / 60:.1f} min); wrote {args.out}")
+    return report
+
+
+def _class_names(args):
+    return list(FASHION_MNIST_CLASSES) if args.data_dir is None else [str(i) for i in range(10)]
+
+
+def _report(args, result, logits, labels, seconds, epochs, batch_size):
+    pred = logits.argmax(axis=1)
+    matrix = confusion_matrix(pred, labels, 10)
+    per_class = (np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)).tolist()
+    epoch_seconds = result.history.history.get("seconds", [])
+    return {**run_header(args, seconds), "model": args.model, "epochs": epochs,
+            "batch_size": batch_size, "test_accuracy": float((pred == labels).mean()),
+            "per_class_accuracy": dict(zip(_class_names(args), per_class)),
+            "confusion_matrix": matrix.tolist(), "train_minutes": round(seconds / 60, 2),
+            "seconds_per_epoch": epoch_seconds, "history": result.history.to_dict()}
+
+
+def _plots(args, history, report, test, logits):
+    from ..plots import plot_confusion_matrix, plot_curves, plot_image_grid
+    try:
+        plot_curves({"": history.history}, out_path(args, "learning_curves.png"),
+                    keys=("loss", "val_loss"), title=f"{args.model}: loss")
+        plot_confusion_matrix(report["confusion_matrix"], _class_names(args),
+                              out_path(args, "confusion_matrix.png"))
+        pred = logits.argmax(axis=1)
+        shown = np.concatenate([np.flatnonzero(pred != test[1])[:16], np.arange(16)])
+        plot_image_grid(test[0][shown], test[1][shown], pred[shown], _class_names(args),
+                        out_path(args, "predictions.png"))
+    except ImportError as err:
+        print(f"no plots: {err}")
