@@ -14,9 +14,8 @@ from .. import optim
 from ..data import book_boston_split, fit_standardizer, load_boston, standardize
 from ..io import save_model, write_json
 from ..layers import Dense, Dropout, serial
-from ..metrics import mae, rmse
 from ..random import key
-from ..train import EarlyStopping, evaluate, fit
+from ..train import evaluate, fit
 from .common import out_path, run_header
 
 BOOK = {"linear": (3.52, 5.01), "nn": (2.60, 4.03), "dl": (2.45, 3.83)}
@@ -24,7 +23,7 @@ DESCRIPTIONS = {
     "linear": "linear regression (book)",
     "nn": "13 sigmoid -> 1 linear (book)",
     "dl": "13 sigmoid -> 13 sigmoid -> 1 linear (book)",
-    "purenet": "64 elu -> 64 elu -> 1, Adam + early stopping",
+    "purenet": "128 elu -> 128 elu -> 1, dropout, AdamW (purenet)",
 }
 
 
@@ -40,8 +39,12 @@ def book_models():
 
 
 def purenet_model():
-    return serial(Dense(64, "elu", w_init="he_normal"), Dropout(0.1),
-                  Dense(64, "elu", w_init="he_normal"), Dense(1))
+    """Chosen among five candidates by validation error on held-out training rows."""
+    return serial(Dense(128, "elu", w_init="he_normal"), Dropout(0.2),
+                  Dense(128, "elu", w_init="he_normal"), Dropout(0.2), Dense(1))
+
+
+PURENET_EPOCHS = 400
 
 
 def load_book_data():
@@ -61,23 +64,24 @@ def train_book_model(model, data, args):
 
 
 def train_purenet_model(data, args):
+    """AdamW with cosine decay over a fixed budget: no test rows seen, none held out."""
     (x_tr, y_tr), _ = data
     model = purenet_model()
     _, params, state = model.init(key(args.seed), x_tr.shape[1:])
-    stop = EarlyStopping(monitor="val_loss", patience=60, restore_best_weights=True)
-    result = fit(model, params, "mse", optim.adam(3e-3, weight_decay=1e-4), x_tr, y_tr,
-                 state=state, epochs=600, batch_size=32, seed=args.seed,
-                 validation_split=0.2, callbacks=[stop], progress=args.progress)
+    steps = PURENET_EPOCHS * -(-len(x_tr) // 32)
+    opt = optim.adamw(optim.schedules.cosine_decay(2e-3, steps, 2e-5), weight_decay=1e-2)
+    result = fit(model, params, "mse", opt, x_tr, y_tr, state=state, epochs=PURENET_EPOCHS,
+                 batch_size=32, seed=args.seed, progress=args.progress)
     return model, result
 
 
 def table(results):
-    lines = [f"{'model':<46}{'MAE':>7}{'RMSE':>7}   {'book MAE':>9}{'book RMSE':>10}",
-             "-" * 79]
+    lines = [f"{'model':<52}{'MAE':>7}{'RMSE':>7}   {'book MAE':>9}{'book RMSE':>10}",
+             "-" * 85]
     for name, r in results.items():
         book_mae, book_rmse = BOOK.get(name, (None, None))
         book = f"{book_mae:>9.2f}{book_rmse:>10.2f}" if book_mae else f"{'-':>9}{'-':>10}"
-        lines.append(f"{DESCRIPTIONS[name]:<46}{r['mae']:>7.2f}{r['rmse']:>7.2f}   {book}")
+        lines.append(f"{DESCRIPTIONS[name]:<52}{r['mae']:>7.2f}{r['rmse']:>7.2f}   {book}")
     return "\n".join(lines)
 
 
