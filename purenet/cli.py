@@ -1,6 +1,10 @@
 """The ``purenet`` command line.
 
     purenet train boston [--epochs N] [--lr X] [--seed S] [--out DIR]
+    purenet train fashion-mnist --model mlp|cnn|book [--epochs N] [--batch-size B] [--out DIR]
+    purenet train mnist --data-dir DIR ...
+    purenet evaluate MODEL.npz --data fashion-mnist|mnist [--data-dir DIR]
+    purenet predict MODEL.npz IMAGE.png|IMAGES.npy ...
     purenet summary MODEL.npz
 """
 import argparse
@@ -10,7 +14,7 @@ import sys
 from .errors import PurenetError
 
 # data set name -> recipe module (purenet.recipes.<module>)
-RECIPES = {"boston": "boston", "fashion-mnist": "fashion_mnist"}
+RECIPES = {"boston": "boston", "fashion-mnist": "fashion_mnist", "mnist": "fashion_mnist"}
 
 
 def _recipe(name):
@@ -37,10 +41,35 @@ def _summary(args):
     print(summary(model, meta["in_shape"], params))
 
 
+def _evaluate(args):
+    from .io import load_model
+    model, params, state, meta = load_model(args.model)
+    args.recipe = args.data
+    print(_recipe(args.data).evaluate_saved(model, params, state, meta, args))
+
+
+def _predict(args):
+    from .io import load_model
+    model, params, state, meta = load_model(args.model)
+    recipe = meta["extra"].get("recipe")
+    if recipe not in RECIPES or not hasattr(_recipe(recipe), "predict_files"):
+        raise PurenetError(f"{args.model}: 'predict' works on image models; this one is from {recipe!r}")
+    print(_recipe(recipe).predict_files(model, params, state, meta, args.inputs))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="purenet", description="Deep learning from scratch on NumPy.")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train(commands)
+    p = commands.add_parser("evaluate", help="score a saved model on a data set's test split")
+    p.add_argument("model", help="a model file (.npz) written by purenet")
+    p.add_argument("--data", required=True, choices=[n for n in RECIPES if n != "boston"])
+    p.add_argument("--data-dir", default=None, help="directory of IDX files")
+    p.set_defaults(handler=_evaluate)
+    p = commands.add_parser("predict", help="classify image files (.png, .npy) with a saved model")
+    p.add_argument("model", help="a model file (.npz) written by purenet")
+    p.add_argument("inputs", nargs="+", help="image files (.png/.jpg) or .npy arrays of images")
+    p.set_defaults(handler=_predict)
     p = commands.add_parser("summary", help="print a saved model's layers, shapes and parameters")
     p.add_argument("model", help="a model file (.npz) written by purenet")
     p.set_defaults(handler=_summary)
