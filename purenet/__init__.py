@@ -21,5 +21,5 @@ from .layers import *  # noqa: F401,F403  (layer constructors and serial)
 from .ops import Primitive, primitive
 from .random import key
 from .testing import check_grads, check_layer_grads, check_model_grads
-from .train import (Callback, EarlyStopping, FitResult, History, evaluate, fit, loss_and_grads,
-                    predict, train_step)
+from .train import (Callback, CSVLogger, EarlyStopping, FitResult, History, LambdaCallback,
+                    evaluate, fit, loss_and_grads, predict, train_step)

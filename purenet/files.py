@@ -67,7 +67,7 @@ def load_arrays(path):
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
         raise ModelFileError(f"{path}: not a readable purenet file (truncated or corrupted?): {err}") from None
