@@ -24,6 +24,8 @@ CASES = [
     (2, 2, 9, 8, 3, (3, 3), 1, "same", 2),           # dilation with "same"
     (2, 2, 10, 9, 2, (3, 2), 2, 1, (2, 3)),          # dilation, stride and padding together
     (2, 5, 6, 6, 2, (3, 3), 1, "same", 1),           # more inputs than outputs
+    (2, 1, 6, 6, 5, (3, 3), 1, "same", 1),           # many more outputs than inputs
+    (2, 2, 4, 5, 3, (3, 3), 1, 3, 1),                # padding beyond the kernel's reach
 ]
 IDS = [f"n{c[0]}-c{c[1]}-{c[2]}x{c[3]}-o{c[4]}-k{c[5]}-s{c[6]}-p{c[7]}-d{c[8]}" for c in CASES]
 
@@ -186,3 +188,19 @@ def test_tiny_cnn_overfits_a_handful_of_images():
     logits = model(params, x)
     assert loss < 0.05 * first
     np.testing.assert_array_equal(logits.argmax(axis=1), y)
+
+
+def test_scratch_pool_never_hands_out_memory_still_in_use():
+    from purenet.ops.conv import ScratchPool
+    pool = ScratchPool(min_bytes=64, max_bytes=4096)
+    a = pool.empty((32,), np.float32)
+    view = a[::2]
+    del a
+    b = pool.empty((32,), np.float32)
+    assert not np.shares_memory(b, view)           # a view keeps its array out of the pool
+    del view
+    c = pool.empty((4, 8), np.float32)             # now free again: reused, reshaped
+    assert c.shape == (4, 8) and not np.shares_memory(c, b) and len(pool._arrays) == 2
+    assert pool.empty((2,), np.float32).base is None            # small arrays are not pooled
+    pool.clear()
+    assert pool.empty((32,), np.float32) is not c.base

@@ -9,15 +9,17 @@ Rules worth knowing:
 
 * Max pooling, ties: the gradient goes to the FIRST maximum of each window, in
   row-major order of the window (top row first, left to right). Padding is -inf,
-  so it is never the maximum.
+  so it is never the maximum. (A NaN in a window makes its output NaN and sends
+  that window no gradient.)
 * Average pooling divides by the full window size, padding included (PyTorch's
   default ``count_include_pad=True``): padded positions count as zeros.
 
-The work is one vectorised pass per window offset (at most kh*kw passes), on the
+The work is one vectorised pass per window offset (kh*kw passes), on the
 channels-last view of the input like the convolutions (see ``ops.conv``), so the
-outputs keep the channels-last memory of a convolution's output. Windows that
-tile the image (stride >= window) write each input gradient once instead of
-accumulating it.
+outputs keep the channels-last memory of a convolution's output. The forward
+only takes maxima; the backward finds each window's first maximum by comparing
+with the output. Windows that tile the image (stride >= window) write each input
+gradient once instead of accumulating it.
 """
 import numpy as np
 
@@ -48,17 +50,24 @@ def _tiles(geom):
     return all(s >= k for s, k in zip(geom.stride, geom.kernel_hw))
 
 
-def _scatter(parts, geom, padded_shape, dtype):
-    """Padded channels-last gradient from ``(offset, part)`` pairs, ``part`` (N, Ho, Wo, C)."""
-    dxp = np.zeros(padded_shape, dtype=dtype)
-    tiles = _tiles(geom)
-    for (i, j), part in parts:
-        window = dxp[(slice(None),) + geom.window(i, j)]
-        if tiles:
-            window[...] = part
-        else:
-            window += part
-    return dxp
+def _window(xp, geom, i, j):
+    """The (N, H_out, W_out, C) view of padded channels-last ``xp`` at window offset (i, j)."""
+    return xp[(slice(None),) + geom.window(i, j)]
+
+
+def _gradient_image(geom, padded_shape, dtype):
+    """A buffer for the padded gradient; zeroed unless tiling windows will write every pixel."""
+    covered = geom.stride == geom.kernel_hw and all(
+        o * k == n for o, k, n in zip(geom.out_hw, geom.kernel_hw, geom.padded_hw))
+    return (np.empty if covered else np.zeros)(padded_shape, dtype=dtype)
+
+
+def _put_product(window, a, b, tiles):
+    """Write (tiling windows) or add (overlapping ones) ``a * b`` into a gradient window."""
+    if tiles:
+        np.multiply(a, b, out=window)
+    else:
+        window += a * b
 
 
 @primitive
@@ -68,20 +77,20 @@ def max_pool2d(x, *, pool_size, stride=None, padding="valid"):
     geom = pool_geometry(x.shape[2:], pool_size, stride, padding)
     xp = pad_channels_last(x, geom.pads, fill=-np.inf)
     offsets = geom.offsets()
-    y = xp[(slice(None),) + geom.window(*offsets[0])].copy()
-    first = np.zeros(y.shape, dtype=np.uint8 if len(offsets) < 256 else np.intp)
-    better = np.empty(y.shape, dtype=bool)
-    for k, (i, j) in enumerate(offsets[1:], start=1):
-        v = xp[(slice(None),) + geom.window(i, j)]
-        np.greater(v, y, out=better)          # strict: an equal later value never wins
-        np.copyto(y, v, where=better)
-        np.copyto(first, k, where=better)
+    y = _window(xp, geom, *offsets[0]).copy()
+    for i, j in offsets[1:]:
+        np.maximum(y, _window(xp, geom, i, j), out=y)
 
     def backward(g):
-        # y = x[argmax of window]  =>  dx = g at the first maximum of each window, 0 elsewhere
-        gt = channels_last(g)
-        parts = ((ij, gt * (first == k)) for k, ij in enumerate(offsets))
-        dxp = _scatter(parts, geom, xp.shape, g.dtype)
+        # y = x at the window's first maximum  =>  dx = g there, 0 elsewhere in the window
+        gt, tiles = channels_last(g), _tiles(geom)
+        dxp = _gradient_image(geom, xp.shape, g.dtype)
+        hit, taken = np.empty(y.shape, dtype=bool), np.zeros(y.shape, dtype=bool)
+        for i, j in offsets:
+            np.equal(_window(xp, geom, i, j), y, out=hit)
+            np.greater(hit, taken, out=hit)         # hit and not taken by an earlier maximum
+            taken |= hit
+            _put_product(_window(dxp, geom, i, j), gt, hit, tiles)
         return (crop_to_nchw(dxp, geom.pads, geom.in_hw),)
 
     return y.transpose(0, 3, 1, 2), backward
@@ -94,16 +103,18 @@ def avg_pool2d(x, *, pool_size, stride=None, padding="valid"):
     geom = pool_geometry(x.shape[2:], pool_size, stride, padding)
     xp = pad_channels_last(x, geom.pads)
     offsets = geom.offsets()
-    y = xp[(slice(None),) + geom.window(*offsets[0])].copy()
+    y = _window(xp, geom, *offsets[0]).copy()
     for i, j in offsets[1:]:
-        y += xp[(slice(None),) + geom.window(i, j)]
+        y += _window(xp, geom, i, j)
     scale = 1.0 / len(offsets)
     y *= scale
 
     def backward(g):
         # y = Σ_window x / (kh kw)  =>  every x in a window gets g / (kh kw)
-        share = channels_last(g) * scale
-        dxp = _scatter(((ij, share) for ij in offsets), geom, xp.shape, g.dtype)
+        gt, tiles = channels_last(g), _tiles(geom)
+        dxp = _gradient_image(geom, xp.shape, g.dtype)
+        for i, j in offsets:
+            _put_product(_window(dxp, geom, i, j), gt, scale, tiles)
         return (crop_to_nchw(dxp, geom.pads, geom.in_hw),)
 
     return y.transpose(0, 3, 1, 2), backward
@@ -136,8 +147,12 @@ def _as_1d(prim2d, x, settings, name):
     """Run a 2-D pooling on the height-1 image of NCW ``x``; adapt its backward."""
     _check_rank(x, 3, name)
     y, back = prim2d.fn(x[:, :, None, :], **settings_1d(**settings))
-    # a height-1 pooling: reuse the 2-D backward and drop the unit axis again
-    return y[:, :, 0, :], lambda g: (back(g[:, :, None, :])[0][:, :, 0, :],)
+
+    def backward(g):
+        # a height-1 pooling: reuse the 2-D backward and drop the unit axis again
+        return (back(g[:, :, None, :])[0][:, :, 0, :],)
+
+    return y[:, :, 0, :], backward
 
 
 @primitive
