@@ -225,7 +225,7 @@ def _run_epoch(setup, run, epoch, bar, batch_hooks):
         n = len(xb)
         total += value * n
         seen += n
-        bar.update(step + 1, total / seen)
+        bar.update(seen, total / seen)
         if batch_hooks:
             logs = {"batch": step, "size": n, "loss": value}
             for hook in batch_hooks:
@@ -278,12 +278,11 @@ def _end_of_epoch(setup, run, best, epoch, started, outcome):
 
 def _train(setup, run, best, start, initial):
     batch_hooks = [cb.on_batch_end for cb in setup.callbacks if defines(cb, "on_batch_end")]
-    n_batches = -(-len(setup.x) // setup.batch_size)
     for epoch in range(start, setup.epochs):
         run.epoch = epoch
         _call(setup.callbacks, "on_epoch_begin", epoch, run)
         started = time.perf_counter()
-        bar = progress_bar(setup.progress, n_batches, epoch, setup.epochs)
+        bar = progress_bar(setup.progress, len(setup.x), epoch, setup.epochs)
         outcome = _run_epoch(setup, run, epoch, bar, batch_hooks)
         if isinstance(outcome, _NonFinite):
             bar.close({})

@@ -1,7 +1,8 @@
 """Progress display for ``fit``: one bar per epoch with the running loss.
 
 ``progress_bar(mode, total, epoch, epochs)`` returns an object with
-``update(done, loss)`` (called after every batch, cheap: it redraws at most
+``update(done, loss)`` (called after every batch with the number of examples
+done so far, so the rate reads in examples/s; cheap: it redraws at most
 every ``interval`` seconds) and ``close(logs)`` (prints the epoch's summary).
 ``mode`` is True (tqdm when importable, else plain text), ``"tqdm"``,
 ``"text"`` or False (nothing at all). tqdm is imported here, lazily, so
@@ -40,14 +41,17 @@ class TextProgress:
         self.total, self.interval = total, interval
         self.prefix = f"epoch {epoch + 1}/{epochs}"
         self.stream = stream or sys.stderr
-        self.next_draw = time.perf_counter() + interval
+        self.started = time.perf_counter()
+        self.next_draw = self.started + interval
 
     def update(self, done, loss):
         now = time.perf_counter()
         if now < self.next_draw:
             return
         self.next_draw = now + self.interval
-        self.stream.write(f"\r{self.prefix}  {done}/{self.total}  loss {loss:.4g}")
+        rate = done / max(now - self.started, 1e-9)
+        self.stream.write(f"\r{self.prefix}  {done}/{self.total}  {rate:,.0f} examples/s  "
+                          f"loss {loss:.4g}")
         self.stream.flush()
 
     def close(self, logs):
@@ -59,8 +63,8 @@ class TqdmProgress:
     """A tqdm bar whose count and postfix are refreshed at most every ``interval`` s."""
 
     def __init__(self, tqdm, total, epoch, epochs, interval=0.1):
-        self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                        leave=True, dynamic_ncols=True)
+        self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit=" examples",
+                        unit_scale=True, leave=True, dynamic_ncols=True)
         self.interval, self.shown = interval, 0
         self.next_draw = time.perf_counter() + interval
 
