@@ -1,0 +1,132 @@
+"""Training steps per second of a character LSTM: purenet vs PyTorch's nn.LSTM on CPU.
+
+The model on both sides: embedding of 65 symbols into 64 features, one LSTM
+layer of 256 units over sequences of 64 steps, a dense 65-way layer on every
+step, softmax cross-entropy, Adam (lr 1e-3); batch 32, float32, the same
+number of threads. One step is forward, backward and the Adam update. The two
+frameworks take turns in several rounds (so neither always gets the quieter
+machine); each one's best round is reported, with the ratio purenet / PyTorch
+in steps per second (the goal is at least 0.7).
+
+    python bench/bench_lstm.py [--steps 30] [--rounds 3] [--threads N] [--profile]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+VOCAB, EMBED, UNITS, STEPS, BATCH = 65, 64, 256, 64, 32
+
+
+def make_batch(seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, VOCAB, (BATCH, STEPS + 1))
+    return ids[:, :-1], ids[:, 1:]
+
+
+def purenet_runner(x, y):
+    """A function running n purenet training steps and returning the seconds taken."""
+    from purenet.layers import Dense, serial
+    from purenet.layers.embedding import Embedding
+    from purenet.layers.recurrent import LSTM
+    from purenet.optim import adam
+    from purenet.random import key
+    from purenet.train.step import train_step
+
+    model = serial(Embedding(VOCAB, EMBED), LSTM(UNITS, return_sequences=True), Dense(VOCAB))
+    _, params, state = model.init(key(0), (STEPS,))
+    optimizer = adam(1e-3)
+    box = {"params": params, "opt": optimizer.init(params)}
+
+    def run(n):
+        start = time.perf_counter()
+        for _ in range(n):
+            box["params"], _, box["opt"], _ = train_step(
+                model, "softmax_cross_entropy", optimizer, box["params"], state, box["opt"], x, y)
+        return time.perf_counter() - start
+
+    return run
+
+
+def torch_runner(x, y):
+    """The same model and step in PyTorch."""
+    import torch
+
+    class CharLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(VOCAB, EMBED)
+            self.lstm = torch.nn.LSTM(EMBED, UNITS, batch_first=True)
+            self.out = torch.nn.Linear(UNITS, VOCAB)
+
+        def forward(self, ids):
+            return self.out(self.lstm(self.embed(ids))[0])
+
+    torch.manual_seed(0)
+    model = CharLSTM()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).reshape(-1)
+
+    def run(n):
+        start = time.perf_counter()
+        for _ in range(n):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(xt).reshape(-1, VOCAB), yt)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - start
+
+    return run
+
+
+def limit_threads(threads):
+    import torch
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+
+
+def profile(run):
+    import cProfile
+    import pstats
+    profiler = cProfile.Profile()
+    profiler.runcall(run, 10)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="training steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--profile", action="store_true", help="profile purenet's step instead")
+    args = parser.parse_args()
+    limit_threads(args.threads)
+    x, y = make_batch()
+    pure = purenet_runner(x, y)
+    if args.profile:
+        profile(pure)
+        return
+    ref = torch_runner(x, y)
+    pure(3), ref(3)                                   # warm up
+    rates = {"purenet": [], "pytorch": []}
+    for _ in range(args.rounds):
+        rates["pytorch"].append(args.steps / ref(args.steps))
+        rates["purenet"].append(args.steps / pure(args.steps))
+    best = {name: max(r) for name, r in rates.items()}
+    print(f"LSTM {UNITS} units, embedding {VOCAB}x{EMBED}, sequence {STEPS}, batch {BATCH}, "
+          f"threads {args.threads}")
+    for name, r in rates.items():
+        print(f"{name:8s} {best[name]:6.1f} steps/s  (rounds: {', '.join(f'{v:.1f}' for v in r)})")
+    print(f"ratio purenet/pytorch (steps/s): {best['purenet'] / best['pytorch']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

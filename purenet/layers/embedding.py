@@ -1,0 +1,27 @@
+"""The embedding layer: integer ids (batch, ...) -> vectors (batch, ..., dim)."""
+from .. import initializers
+from ..errors import ConfigError
+from ..ops.embedding import embedding
+from .base import Layer, layer_constructor
+
+
+@layer_constructor
+def Embedding(vocab_size, dim, init="glorot_uniform"):
+    """A learned table of ``vocab_size`` vectors of size ``dim``, looked up by id.
+
+    Input: integer ids ``(batch, time)`` (any number of axes after the batch);
+    output ``(batch, time, dim)``; params ``{"table": (vocab_size, dim)}``. An id
+    outside ``0..vocab_size-1`` is a DataError naming it.
+    """
+    if int(vocab_size) <= 0 or int(dim) <= 0:
+        raise ConfigError(f"Embedding: vocab_size and dim must be positive, got {vocab_size}, {dim}")
+    table_init = initializers.get(init)
+
+    def init_fn(key, in_shape, dtype):
+        return tuple(in_shape) + (dim,), {"table": table_init(key, (vocab_size, dim), dtype)}, {}
+
+    def apply(params, state, x, train, key):
+        y, back = embedding.vjp(x, params["table"])
+        return y, state, lambda g: ({"table": back(g)[1]}, None)
+
+    return Layer("embedding", init_fn, apply)
