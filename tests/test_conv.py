@@ -69,6 +69,13 @@ def test_conv2d_matches_loop_reference(case):
         np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[9]], ids=[IDS[1], IDS[3], IDS[9]])
+def test_one_sample_chunks_give_the_same_results(case, monkeypatch):
+    import purenet.ops.conv as conv_module
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)       # every sample its own chunk
+    test_conv2d_matches_loop_reference(case)
+
+
 @pytest.mark.parametrize("case", [(3, 4, 5, 6, 2, 3, 1, "same", 1), (2, 2, 9, 3, 3, 2, 2, 1, 2),
                                   (1, 1, 4, 2, 1, 2, 1, "valid", 1)])
 def test_conv1d_gradients_and_agreement_with_conv2d(case):
@@ -189,18 +196,3 @@ def test_tiny_cnn_overfits_a_handful_of_images():
     assert loss < 0.05 * first
     np.testing.assert_array_equal(logits.argmax(axis=1), y)
 
-
-def test_scratch_pool_never_hands_out_memory_still_in_use():
-    from purenet.ops.conv import ScratchPool
-    pool = ScratchPool(min_bytes=64, max_bytes=4096)
-    a = pool.empty((32,), np.float32)
-    view = a[::2]
-    del a
-    b = pool.empty((32,), np.float32)
-    assert not np.shares_memory(b, view)           # a view keeps its array out of the pool
-    del view
-    c = pool.empty((4, 8), np.float32)             # now free again: reused, reshaped
-    assert c.shape == (4, 8) and not np.shares_memory(c, b) and len(pool._arrays) == 2
-    assert pool.empty((2,), np.float32).base is None            # small arrays are not pooled
-    pool.clear()
-    assert pool.empty((32,), np.float32) is not c.base
