@@ -5,6 +5,9 @@
     purenet train mnist --data-dir DIR ...
     purenet evaluate MODEL.npz --data fashion-mnist|mnist [--data-dir DIR]
     purenet predict MODEL.npz IMAGE.png|IMAGES.npy ...
+    purenet train shakespeare --cell lstm|gru|rnn [--hidden H] [--layers L] [--seq-len T]
+                              [--batch-size B] [--minutes M | --steps N] [--text FILE]
+    purenet generate MODEL.npz --prime "ROMEO:" --length 500 --temperature 0.8 [--seed S]
     purenet summary MODEL.npz
 """
 import argparse
@@ -14,7 +17,8 @@ import sys
 from .errors import PurenetError
 
 # data set name -> recipe module (purenet.recipes.<module>)
-RECIPES = {"boston": "boston", "fashion-mnist": "fashion_mnist", "mnist": "fashion_mnist"}
+RECIPES = {"boston": "boston", "fashion-mnist": "fashion_mnist", "mnist": "fashion_mnist",
+           "shakespeare": "shakespeare"}
 
 
 def _recipe(name):
@@ -57,6 +61,12 @@ def _predict(args):
     print(_recipe(recipe).predict_files(model, params, state, meta, args.inputs))
 
 
+def _generate(args):
+    from .io import load_model
+    model, params, _, meta = load_model(args.model)
+    print(_recipe("shakespeare").generate_saved(model, params, meta, args))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="purenet", description="Deep learning from scratch on NumPy.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +80,13 @@ def build_parser():
     p.add_argument("model", help="a model file (.npz) written by purenet")
     p.add_argument("inputs", nargs="+", help="image files (.png/.jpg) or .npy arrays of images")
     p.set_defaults(handler=_predict)
+    p = commands.add_parser("generate", help="sample text from a saved character model")
+    p.add_argument("model", help="a model file (.npz) written by 'purenet train shakespeare'")
+    p.add_argument("--prime", default="\n", help="text to start from")
+    p.add_argument("--length", type=int, default=500, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_generate)
     p = commands.add_parser("summary", help="print a saved model's layers, shapes and parameters")
     p.add_argument("model", help="a model file (.npz) written by purenet")
     p.set_defaults(handler=_summary)

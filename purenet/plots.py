@@ -28,21 +28,23 @@ def _save(fig, path):
     return path
 
 
-def plot_curves(histories, path, keys=("loss", "val_loss"), title="", ylabel="loss", logy=False):
-    """Line plot of per-epoch values: ``histories`` maps a run name to a dict of lists
-    (``History.history``); entries may be ``None`` where a value was not computed."""
+def plot_curves(histories, path, keys=("loss", "val_loss"), title="", ylabel="loss", logy=False,
+                x=None):
+    """Line plot of logged values: ``histories`` maps a run name to a dict of lists
+    (``History.history``); entries may be ``None`` where a value was not computed.
+    The x axis is the epoch (1, 2, ...), or the list ``hist[x]`` when ``x`` is given."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for run, hist in histories.items():
+        xs = hist[x] if x else range(1, 1 + max(len(v or ()) for v in hist.values()))
         for k in keys:
             values = hist.get(k)
             if not values:
                 continue
-            epochs = [e + 1 for e, v in enumerate(values) if v is not None]
-            points = [v for v in values if v is not None]
+            pairs = [(t, v) for t, v in zip(xs, values) if v is not None]
             style = "-" if not k.startswith("val_") else "--o"
-            ax.plot(epochs, points, style, markersize=3, label=f"{run} {k}" if run else k)
-    ax.set_xlabel("epoch")
+            ax.plot(*zip(*pairs), style, markersize=3, label=f"{run} {k}" if run else k)
+    ax.set_xlabel(x or "epoch")
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")

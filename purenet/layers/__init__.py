@@ -2,4 +2,6 @@
 from .base import LAYER_TYPES, Layer, layer_constructor, serial
 from .conv import AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
+from .embedding import Embedding
 from .normalization import BatchNorm
+from .recurrent import GRU, LSTM, Bidirectional, Recurrent, SimpleRNN, reset_states

@@ -37,9 +37,9 @@ class NoProgress:
 class TextProgress:
     """A one-line text display redrawn with a carriage return."""
 
-    def __init__(self, total, epoch, epochs, interval=0.5, stream=None):
-        self.total, self.interval = total, interval
-        self.prefix = f"epoch {epoch + 1}/{epochs}"
+    def __init__(self, total, desc, unit, interval=0.5, stream=None):
+        self.total, self.interval, self.unit = total, interval, unit
+        self.prefix = desc
         self.stream = stream or sys.stderr
         self.started = time.perf_counter()
         self.next_draw = self.started + interval
@@ -50,7 +50,7 @@ class TextProgress:
             return
         self.next_draw = now + self.interval
         rate = done / max(now - self.started, 1e-9)
-        self.stream.write(f"\r{self.prefix}  {done}/{self.total}  {rate:,.0f} examples/s  "
+        self.stream.write(f"\r{self.prefix}  {done}/{self.total}  {rate:,.0f} {self.unit}/s  "
                           f"loss {loss:.4g}")
         self.stream.flush()
 
@@ -62,9 +62,9 @@ class TextProgress:
 class TqdmProgress:
     """A tqdm bar whose count and postfix are refreshed at most every ``interval`` s."""
 
-    def __init__(self, tqdm, total, epoch, epochs, interval=0.1):
-        self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit=" examples",
-                        unit_scale=True, leave=True, dynamic_ncols=True)
+    def __init__(self, tqdm, total, desc, unit, interval=0.1):
+        self.bar = tqdm(total=total, desc=desc, unit=f" {unit}", unit_scale=True, leave=True,
+                        dynamic_ncols=True)
         self.interval, self.shown = interval, 0
         self.next_draw = time.perf_counter() + interval
 
@@ -98,13 +98,15 @@ def check_mode(mode):
     return mode
 
 
-def progress_bar(mode, total, epoch, epochs):
-    """A display for one epoch of ``total`` batches; see the module docstring."""
+def progress_bar(mode, total, epoch, epochs, unit="examples", desc=None):
+    """A display for one epoch of ``total`` examples; see the module docstring.
+    ``desc`` replaces the "epoch e/E" label, ``unit`` names what is counted."""
     if check_mode(mode) is False or mode is None:
         return NoProgress()
+    desc = desc or f"epoch {epoch + 1}/{epochs}"
     tqdm = _tqdm() if mode in (True, "tqdm") else None
     if tqdm is None:
         if mode == "tqdm":
             raise ConfigError("progress='tqdm' needs the tqdm package; use progress='text'")
-        return TextProgress(total, epoch, epochs)
-    return TqdmProgress(tqdm, total, epoch, epochs)
+        return TextProgress(total, desc, unit)
+    return TqdmProgress(tqdm, total, desc, unit)
