@@ -75,6 +75,21 @@ def test_agrees_with_torch_in_training_and_inference():
                                rtol=1e-10, atol=1e-12)
 
 
+def test_memory_layout_does_not_change_results():
+    x = randn(3, 4, 5, 2, seed=4)
+    gamma, beta = params_for(x.shape)
+    g = randn(*x.shape, seed=5)
+    y, _, back = batch_norm_train(x, gamma, beta)
+    grads = back(g)
+    channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    strided = np.repeat(x, 2, axis=3)[:, :, :, ::2]               # neither layout: copied
+    for other in (channels_last, strided):
+        y2, _, back2 = batch_norm_train(other, gamma, beta)
+        np.testing.assert_allclose(y2, y, rtol=1e-12, atol=1e-12)
+        for a, b in zip(back2(g), grads):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_running_statistics_follow_the_momentum_rule():
     layer = BatchNorm(momentum=0.8)
     _, params, state = layer.init(key(0), (2,))

@@ -168,32 +168,39 @@ def _chunk_size(geom, patch_width, out_width, dtype):
     return max(1, CHUNK_BYTES // (per_sample * np.dtype(dtype).itemsize))
 
 
-def _patch_buffer(geom, c, batch, dtype):
-    """A reusable buffer for the patches of ``batch`` samples, and a function that fills it.
-
-    Each (i, j, c) row of a patch is a contiguous run in both the channels-last image and
-    the buffer, so one strided copy streams ``kw*C`` values at a time. With a single
-    channel those runs would be one value long, so the buffer is offset-major instead
-    and each copy streams image rows; the matrix handed out is then a transposed view.
-    """
+def patches_view(xp, geom):
+    """The patches of padded channels-last ``xp`` as a strided view, no copy:
+    (N, H_out, W_out, kh, kw, C)."""
     (kh, kw), (sh, sw), (dh, dw) = geom.kernel_hw, geom.stride, geom.dilation
-    extent = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    one_channel = c == 1
-    shape = (kh, kw, c, batch) + geom.out_hw if one_channel else (batch,) + geom.out_hw + (kh, kw, c)
-    buffer = np.empty(shape, dtype)
+    windows = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2))
+    return windows[:, ::sh, ::sw, :, ::dh, ::dw].transpose(0, 1, 2, 4, 5, 3)
 
-    def fill(xp):
-        """Patches of padded channels-last ``xp``: (n*H_out*W_out, kh*kw*C), rows (n, p, q)."""
-        windows = sliding_window_view(xp, extent, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
-        if one_channel:
-            cols = buffer[:, :, :, :len(xp)]
-            np.copyto(cols, windows.transpose(4, 5, 3, 0, 1, 2))
-            return cols.reshape(kh * kw * c, -1).T
-        cols = buffer[:len(xp)]
-        np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
-        return cols.reshape(-1, kh * kw * c)
 
-    return fill
+def _patch_copier(patches, batch, dtype):
+    """A function ``samples -> cols`` copying those samples' patches into one reused buffer.
+
+    Each (j, c) row of a patch is a contiguous run in both the channels-last image and
+    the buffer, so the copy streams ``kw*C`` values at a time. With a single channel
+    those runs would be one value long, so the buffer is offset-major instead, each
+    copy streams image rows, and the matrix handed out is a transposed view.
+    """
+    k = patches.shape[3] * patches.shape[4] * patches.shape[5]
+    if patches.shape[5] == 1:
+        offset_major = patches.transpose(3, 4, 5, 0, 1, 2)
+        buffer = np.empty(offset_major.shape[:3] + (batch,) + offset_major.shape[4:], dtype)
+
+        def copy(samples):
+            cols = buffer[:, :, :, :samples.stop - samples.start]
+            np.copyto(cols, offset_major[:, :, :, samples])
+            return cols.reshape(k, -1).T
+        return copy
+    buffer = np.empty((batch,) + patches.shape[1:], dtype)
+
+    def copy(samples):
+        cols = buffer[:samples.stop - samples.start]
+        np.copyto(cols, patches[samples])
+        return cols.reshape(-1, k)
+    return copy
 
 
 def patch_chunks(xp, geom, dtype, out_width):
@@ -206,19 +213,21 @@ def patch_chunks(xp, geom, dtype, out_width):
     instead of writing and re-reading hundreds of megabytes.
     """
     n, c = xp.shape[0], xp.shape[3]
-    step = _chunk_size(geom, geom.kernel_hw[0] * geom.kernel_hw[1] * c, out_width, dtype)
-    fill = _patch_buffer(geom, c, min(step, n), dtype)
+    step = min(n, _chunk_size(geom, geom.kernel_hw[0] * geom.kernel_hw[1] * c, out_width, dtype))
+    copy = _patch_copier(patches_view(xp, geom), step, dtype)
     for start in range(0, n, step):
         samples = slice(start, min(start + step, n))
-        yield samples, fill(xp[samples])
+        yield samples, copy(samples)
 
 
-def correlate(xp, w2, geom, dtype):
-    """``Σ patches(xp) @ w2``: padded channels-last ``xp`` and a flattened kernel
-    ``w2 (kh*kw*C, C_out)`` -> channels-last ``(N, H_out, W_out, C_out)``."""
+def correlate(xp, w2, geom, dtype, b=None):
+    """``patches(xp) @ w2 + b``: padded channels-last ``xp``, a flattened kernel
+    ``w2 (kh*kw*C, C_out)`` and an optional bias -> channels-last ``(N, H_out, W_out, C_out)``."""
     y = np.empty((xp.shape[0],) + geom.out_hw + (w2.shape[1],), dtype)
     for samples, cols in patch_chunks(xp, geom, dtype, w2.shape[1]):
-        np.matmul(cols, w2, out=y[samples].reshape(-1, w2.shape[1]))
+        block = np.matmul(cols, w2, out=y[samples].reshape(-1, w2.shape[1]))
+        if b is not None:
+            block += b              # while the block is still in cache
     return y
 
 
@@ -292,18 +301,18 @@ def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1):
     dtype = np.result_type(x.dtype, w.dtype)
     xp = pad_channels_last(x, geom.pads)
     w2 = w.reshape(-1, w.shape[3])
-    y = correlate(xp, w2, geom, dtype)
-    if b is not None:
-        y += b
+    y = correlate(xp, w2, geom, dtype, b)
 
     def backward(g):
         # y = cols W2 + b  =>  dW2 = cols^T g,  db = Σ_rows g,  dx = im2col^T(g W2^T) (_input_grad)
         gt = channels_last(g)
-        dw = np.zeros(w2.shape, dtype)
+        dw, db = np.zeros(w2.shape, dtype), np.zeros(w2.shape[1], dtype)
         for samples, cols in patch_chunks(xp, geom, dtype, w2.shape[1]):
-            dw += cols.T @ np.ascontiguousarray(gt[samples]).reshape(-1, w2.shape[1])
-        db = None if b is None else gt.sum(axis=(0, 1, 2))
-        return _input_grad(gt, w, geom, dtype).transpose(0, 3, 1, 2), dw.reshape(w.shape), db
+            g2 = np.ascontiguousarray(gt[samples]).reshape(-1, w2.shape[1])
+            dw += cols.T @ g2
+            db += g2.sum(axis=0)
+        dx = _input_grad(gt, w, geom, dtype).transpose(0, 3, 1, 2)
+        return dx, dw.reshape(w.shape), None if b is None else db
 
     return y.transpose(0, 3, 1, 2), backward
 

@@ -24,12 +24,45 @@ from ..errors import ShapeError
 from .core import primitive
 
 
-def _axes(x):
-    """Reduction axes and the broadcast shape of a per-channel (C,) vector."""
-    if np.ndim(x) < 2:
-        raise ShapeError(f"batch norm needs inputs of shape (batch, channels, ...), got {np.shape(x)}")
-    axes = (0,) + tuple(range(2, x.ndim))
-    return axes, (1, x.shape[1]) + (1,) * (x.ndim - 2)
+class _Channels:
+    """Per-channel arithmetic on ``x (N, C, ...)`` through a 2-D view with long rows.
+
+    NumPy broadcasting a (C,) vector over a big array runs its inner loop over just C
+    values at a time; reductions over the outer axes likewise. So each array is seen
+    in 2-D: when the channel axis is innermost in memory (dense (N, F), or a conv
+    output stored channels-last) rows are samples and a per-channel vector is tiled
+    along a row; when it is outermost (contiguous NCHW) rows are (sample, channel)
+    pairs and the vector repeats down a column. Sums go through BLAS (a matrix-vector
+    product with ones).
+    """
+
+    def __init__(self, x):
+        if np.ndim(x) < 2:
+            raise ShapeError(f"batch norm needs inputs of shape (batch, channels, ...), got {np.shape(x)}")
+        self.shape, (self.n, self.c) = x.shape, x.shape[:2]
+        self.inner = not (x.flags.c_contiguous and x.ndim > 2)
+        self.width = x.size // self.n if self.inner else x.size // (self.n * self.c)
+
+    def flat(self, a):
+        """``a`` (shaped like x) as this 2-D layout; a copy only if its memory order differs."""
+        t = np.moveaxis(a, 1, -1) if self.inner else a
+        return np.ascontiguousarray(t).reshape(-1, self.width)
+
+    def unflat(self, a2):
+        """The 2-D layout back as an (N, C, ...) array (a view)."""
+        if not self.inner:
+            return a2.reshape(self.shape)
+        return np.moveaxis(a2.reshape((self.n,) + self.shape[2:] + (self.c,)), -1, 1)
+
+    def spread(self, v):
+        """A (C,) vector arranged to broadcast against the 2-D layout."""
+        return np.tile(v, self.width // self.c) if self.inner else np.tile(v, self.n)[:, None]
+
+    def sums(self, a2):
+        """Per-channel sums of a 2-D layout array: (C,)."""
+        if self.inner:
+            return (np.ones(self.n, a2.dtype) @ a2).reshape(-1, self.c).sum(axis=0)
+        return (a2 @ np.ones(self.width, a2.dtype)).reshape(self.n, self.c).sum(axis=0)
 
 
 def _check_param(name, p, channels):
@@ -44,28 +77,31 @@ def batch_norm_train(x, gamma, beta, eps=1e-5):
     ``var`` is the biased (1/m) batch variance used for normalising.
     ``backward(g) -> (dx, dgamma, dbeta)``.
     """
-    axes, shape = _axes(x)
+    ch = _Channels(x)
     for name, p in (("gamma", gamma), ("beta", beta)):
-        _check_param(name, p, x.shape[1])
-    m = x.size // x.shape[1]
-    mean = x.mean(axis=axes)
-    xhat = x - mean.reshape(shape)
-    var = np.mean(np.square(xhat), axis=axes)
+        _check_param(name, p, ch.c)
+    m = x.size // ch.c
+    x2 = ch.flat(x)
+    mean = ch.sums(x2) / m
+    xhat = x2 - ch.spread(mean)
+    var = ch.sums(np.square(xhat)) / m
     inv = 1.0 / np.sqrt(var + eps)
-    xhat *= inv.reshape(shape)
-    y = xhat * gamma.reshape(shape) + beta.reshape(shape)
+    xhat *= ch.spread(inv)
+    y = xhat * ch.spread(gamma)
+    y += ch.spread(beta)
 
     def backward(g):
         # with x̂ = (x-μ)·inv:  dβ = Σg,  dγ = Σ g x̂,
-        # dx = γ·inv/m · (m g - Σg - x̂ Σ(g x̂))     (μ and σ² depend on every x of the channel)
-        dbeta = g.sum(axis=axes)
-        dgamma = np.sum(g * xhat, axis=axes)
-        dx = g * m - dbeta.reshape(shape)
-        dx -= xhat * dgamma.reshape(shape)
-        dx *= (gamma * inv / m).reshape(shape)
-        return dx, dgamma, dbeta
+        # dx = γ·inv · (g - Σg/m - x̂ Σ(g x̂)/m)     (μ and σ² depend on every x of the channel)
+        g2 = ch.flat(g)
+        dbeta, dgamma = ch.sums(g2), ch.sums(g2 * xhat)
+        scale = gamma * inv
+        dx = g2 * ch.spread(scale)
+        dx -= xhat * ch.spread(scale * dgamma / m)
+        dx -= ch.spread(scale * dbeta / m)
+        return ch.unflat(dx), dgamma, dbeta
 
-    return y, (mean, var), backward
+    return ch.unflat(y), (mean, var), backward
 
 
 @primitive
@@ -78,16 +114,19 @@ def batch_norm(x, gamma, beta, *, eps=1e-5):
 @primitive
 def batch_norm_inference(x, gamma, beta, mean, var, *, eps=1e-5):
     """Batch norm with fixed statistics ``mean, var (C,)``: an affine map per channel."""
-    axes, shape = _axes(x)
+    ch = _Channels(x)
     for name, p in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)):
-        _check_param(name, p, x.shape[1])
+        _check_param(name, p, ch.c)
     inv = 1.0 / np.sqrt(var + eps)
-    xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
-    y = xhat * gamma.reshape(shape) + beta.reshape(shape)
+    x2 = ch.flat(x)
+    xhat = (x2 - ch.spread(mean)) * ch.spread(inv)
+    y = xhat * ch.spread(gamma)
+    y += ch.spread(beta)
 
     def backward(g):
         # y = γ (x - μ) inv + β with μ, σ² constants  =>  dx = γ inv g,  dγ = Σ g x̂,  dβ = Σ g
-        dx = g * (gamma * inv).reshape(shape)
-        return dx, np.sum(g * xhat, axis=axes), g.sum(axis=axes), None, None
+        g2 = ch.flat(g)
+        dx = g2 * ch.spread(gamma * inv)
+        return ch.unflat(dx), ch.sums(g2 * xhat), ch.sums(g2), None, None
 
-    return y, backward
+    return ch.unflat(y), backward
