@@ -26,6 +26,7 @@ from .base import Layer, layer_constructor
 @layer_constructor
 def BatchNorm(momentum=0.9, eps=1e-5):
     """Batch normalisation with a learned per-channel scale ``gamma`` and shift ``beta``."""
+    momentum, eps = float(momentum), float(eps)     # Python floats never upcast float32 state
     if not 0.0 <= momentum < 1.0:
         raise ConfigError(f"BatchNorm: momentum must be in [0, 1), got {momentum}")
     if not eps > 0:
