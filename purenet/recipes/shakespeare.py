@@ -84,16 +84,19 @@ def generate(model, params, vocab, prime, length, temperature=0.8, seed=0):
     return prime + decode(np.array(out, np.int32), vocab)
 
 
-def _budget_steps(args, step_once):
-    """The step budget: ``--steps``, or ``--minutes`` converted by timing a few steps."""
+def _budget(args, step_once):
+    """``(steps, seconds)``: ``--steps`` as given (no time limit), or ``--minutes``
+    converted to steps by timing a few (the schedule needs a step count) and kept
+    as a hard time limit too."""
     if args.steps is not None:
-        return args.steps
-    minutes = 30.0 if args.minutes is None else args.minutes
+        return args.steps, float("inf")
+    seconds = 60 * (30.0 if args.minutes is None else args.minutes)
+    step_once()
     start = time.perf_counter()
-    for _ in range(3):
+    for _ in range(5):
         step_once()
-    per_step = (time.perf_counter() - start) / 3
-    return max(1, int(minutes * 60 / per_step))
+    per_step = (time.perf_counter() - start) / 5
+    return max(1, int(seconds / per_step)), seconds
 
 
 def _passes(train_ids, args, seed):
@@ -112,18 +115,19 @@ def run(args):
     _, params, state = model.init(key(args.seed), (None,))
     x0, y0 = next(bptt_batches(train_ids, args.batch_size, args.seq_len))
     probe = optim.adam(1e-9)
-    steps = _budget_steps(args, lambda: train_step(model, "softmax_cross_entropy", probe, params,
-                                                   {}, probe.init(params), x0, y0))
+    steps, seconds = _budget(args, lambda: train_step(model, "softmax_cross_entropy", probe, params,
+                                                      {}, probe.init(params), x0, y0))
     lr = optim.schedules.warmup(optim.schedules.cosine_decay(args.lr, steps, args.lr / 20),
                                 min(200, steps // 10))
     opt = optim.adam(lr, clip_norm=5.0)
     print(f"{args.cell} {args.layers}x{args.hidden}, {tree_size(params):,} parameters, "
           f"{steps} steps of {args.batch_size}x{args.seq_len} characters")
-    result = _train(model, params, opt, train_ids, val_ids, steps, vocab, args)
-    return _finish(model, result, vocab, steps, args)
+    result = _train(model, params, opt, train_ids, val_ids, steps, seconds, vocab, args)
+    return _finish(model, result, vocab, args)
 
 
-def _train(model, params, opt, train_ids, val_ids, steps, vocab, args):
+def _train(model, params, opt, train_ids, val_ids, steps, seconds, vocab, args):
+    """The step loop; ends after ``steps`` steps or ``seconds`` of training."""
     opt_state, history, step, start = opt.init(params), [], 0, time.perf_counter()
     chars = args.batch_size * args.seq_len
     bar = progress_bar(args.progress, steps * chars, 0, 1, unit="chars", desc="training")
@@ -136,13 +140,15 @@ def _train(model, params, opt, train_ids, val_ids, steps, vocab, args):
                                                         params, state, opt_state, x, y, step_key)
             step, running, seen = step + 1, running + loss, seen + 1
             bar.update(step * chars, running / seen)
+            if time.perf_counter() - start > seconds:
+                steps = step            # out of time: validate and stop here
             if step % args.eval_every == 0 or step == steps:
                 history.append(_evaluate(model, params, val_ids, vocab, step, running / seen,
                                          time.perf_counter() - start, args))
                 running, seen = 0.0, 0
             if step == steps:
                 bar.close({"val_loss": history[-1]["val_loss"]})
-                return {"params": params, "history": history, "passes": n + 1,
+                return {"params": params, "history": history, "passes": n + 1, "steps": step,
                         "seconds": time.perf_counter() - start}
 
 
@@ -154,8 +160,8 @@ def _evaluate(model, params, val_ids, vocab, step, train_loss, seconds, args):
     return {"step": step, "loss": train_loss, "val_loss": val, "seconds": round(seconds, 1)}
 
 
-def _finish(model, result, vocab, steps, args):
-    params, history = result["params"], result["history"]
+def _finish(model, result, vocab, args):
+    params, history, steps = result["params"], result["history"], result["steps"]
     sample = generate(model, params, vocab, "ROMEO:", 500, 0.8, seed=args.seed)
     report = {**run_header(args, result["seconds"]),
               "cell": args.cell, "hidden": args.hidden, "layers": args.layers,
