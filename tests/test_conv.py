@@ -88,6 +88,20 @@ def test_conv1d_gradients_and_agreement_with_conv2d(case):
     np.testing.assert_allclose(conv1d(x, w, b, **settings), y2[:, :, 0])
 
 
+def test_memory_layout_does_not_change_results():
+    x, w, b, settings = make(CASES[1])
+    y, back = conv2d.vjp(x, w, b, **settings)
+    g = randn(*y.shape, seed=3)
+    grads = back(g)
+    channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    strided = np.repeat(x, 2, axis=2)[:, :, ::2]
+    for other in (channels_last, strided):
+        y2, back2 = conv2d.vjp(other, w, b, **settings)
+        np.testing.assert_allclose(y2, y, rtol=1e-12)
+        for a, c in zip(back2(np.ascontiguousarray(g)), grads):
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+
+
 def test_same_padding_keeps_size_and_stride_divides_it():
     x, w = randn(2, 3, 9, 7), randn(4, 3, 3, 5, seed=1)        # even kernel height
     assert conv2d(x, w, None, padding="same").shape == (2, 5, 9, 7)
