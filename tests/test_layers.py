@@ -71,7 +71,7 @@ def test_input_width_mismatch_names_the_layer():
 
 
 def test_backward_returning_wrong_shape_names_the_layer():
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         return x, state, lambda g: ({}, g[:, :1])
 
     broken = Layer("broken", lambda k, s, d: (s, {}, {}), apply)
@@ -162,3 +162,18 @@ def test_float64_params_run_in_float64():
     assert params["dense_0"]["W"].dtype == np.float64
     y = model(tree_astype(params, np.float64), rng.standard_normal((2, 5)))
     assert y.dtype == np.float64
+
+
+def test_first_layer_skips_the_input_gradient_only_when_asked():
+    from purenet.layers import Conv2D
+    for model, x in ((mlp(), rng.standard_normal((4, 5))),
+                     (serial(Conv2D(2, 3), Flatten(), Dense(2)), rng.standard_normal((2, 1, 5, 5)))):
+        _, params, state = model.init(key(0), x.shape[1:], np.float64)
+        g = rng.standard_normal((len(x), 2))
+        _, _, full = model.apply(params, state, x, train=True, key=key(1))
+        _, _, lean = model.apply(params, state, x, train=True, key=key(1), input_grad=False)
+        (dp_full, dx_full), (dp_lean, dx_lean) = full(g), lean(g)
+        assert dx_full.shape == x.shape and dx_lean is None
+        for name in params:
+            for p in params[name]:
+                np.testing.assert_array_equal(dp_full[name][p], dp_lean[name][p])

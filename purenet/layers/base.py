@@ -3,7 +3,7 @@
 A layer is a pure (init, apply) pair with a slot for state:
 
     init(key, in_shape, dtype) -> (out_shape, params, state)
-    apply(params, state, x, train, key) -> (y, new_state, backward)
+    apply(params, state, x, train, key, input_grad) -> (y, new_state, backward)
     backward(dy) -> (dparams, dx)
 
 Shapes exclude the batch axis: a dense layer on 13 features has
@@ -11,6 +11,9 @@ Shapes exclude the batch axis: a dense layer on 13 features has
 arrays); ``state`` holds what changes without gradients (batch-norm running
 statistics). ``key`` is an explicit random key (see ``purenet.random``), used
 by layers such as dropout; ``train`` switches training behaviour.
+``input_grad=False`` says nobody needs ``dx`` (the network's first layer, whose
+input is data): a layer may then skip computing it and return ``None``, which
+saves a whole matrix product in a dense or convolutional first layer.
 
 ``Layer`` bundles the two functions with a name and the constructor call that
 built it (``config``), so a saved model can be rebuilt without pickle. Layer
@@ -48,10 +51,11 @@ class Layer:
         with self._named_errors():
             return self.init_fn(key, tuple(in_shape), np.dtype(dtype))
 
-    def apply(self, params, state, x, *, train=False, key=None):
-        """``(y, new_state, backward)``; ``backward(dy) -> (dparams, dx)`` is shape-checked."""
+    def apply(self, params, state, x, *, train=False, key=None, input_grad=True):
+        """``(y, new_state, backward)``; ``backward(dy) -> (dparams, dx)`` is shape-checked
+        (``dx`` may be ``None`` when ``input_grad`` is False)."""
         with self._named_errors():
-            y, new_state, backward = self.apply_fn(params, state, x, train, key)
+            y, new_state, backward = self.apply_fn(params, state, x, train, key, input_grad)
         return y, new_state, self._checked(backward, params, x)
 
     def __call__(self, params, x, state=None):
@@ -89,7 +93,7 @@ class _Prefix:
 
 
 def _check_grad_shapes(name, params, dparams, x, dx):
-    if dx is not None and np.shape(dx) != np.shape(x):
+    if dx is not None and np.shape(dx) != np.shape(x):  # None: input gradient not asked for
         raise ShapeError(f"layer '{name}': input gradient has shape {np.shape(dx)}, "
                          f"input has shape {np.shape(x)}")
     expected = [(p, np.shape(a)) for p, a in tree_flatten_with_paths(params)]
@@ -135,12 +139,13 @@ def serial(*layers):
             shape, params[layer.name], state[layer.name] = layer.init(k, shape, dtype)
         return shape, params, state
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         keys = split(key, len(layers)) if key is not None else [None] * len(layers)
         new_state, backwards = {}, []
-        for layer, k in zip(layers, keys):
+        for i, (layer, k) in enumerate(zip(layers, keys)):
             x, new_state[layer.name], back = layer.apply(
-                params[layer.name], state.get(layer.name, {}), x, train=train, key=k)
+                params[layer.name], state.get(layer.name, {}), x, train=train, key=k,
+                input_grad=input_grad or i > 0)
             backwards.append(back)
 
         def backward(g):

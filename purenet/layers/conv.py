@@ -56,9 +56,9 @@ def _conv_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_bias,
             params["b"] = b_init(k_b, (filters,), dtype)
         return (filters,) + out_hw[2 - rank:], params, {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         _check_input(x, params["W"].shape[-2], rank + 2, layout)
-        z, back_conv = prim.vjp(x, params["W"], params.get("b"), **settings)
+        z, back_conv = prim.vjp(x, params["W"], params.get("b"), **settings, input_grad=input_grad)
         y, back_act = act.vjp(z)
 
         def backward(g):
@@ -102,7 +102,7 @@ def _pool_layer(kind, prim, rank, pool_size, stride, padding):
         out_hw = pool_geometry(_spatial(in_shape, rank), **settings_2d).out_hw
         return in_shape[:1] + out_hw[2 - rank:], {}, {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         if np.ndim(x) != rank + 2:
             raise ShapeError(f"expected input of shape (batch, {layout}), got {np.shape(x)}")
         y, back = prim.vjp(x, **settings)
@@ -143,7 +143,7 @@ def GlobalAvgPool2D():
         _check_in_shape(in_shape, 3, "channels, height, width")
         return in_shape[:1], {}, {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         if np.ndim(x) != 4:
             raise ShapeError(f"expected input of shape (batch, channels, height, width), got {np.shape(x)}")
         y, back = global_avg_pool2d.vjp(x)

@@ -34,11 +34,11 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
         params = {"W": w_init(k_w, (in_shape[-1], units), dtype), "b": b_init(k_b, (units,), dtype)}
         return in_shape[:-1] + (units,), params, {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         n_in = params["W"].shape[0]
         if np.ndim(x) < 2 or x.shape[-1] != n_in:
             raise ShapeError(f"expected input of shape (batch, ..., {n_in}), got {np.shape(x)}")
-        h, back_w = matmul.vjp(x, params["W"])
+        h, back_w = matmul.vjp(x, params["W"], input_grad=input_grad)
         z, back_b = add_bias.vjp(h, params["b"])
         y, back_act = act.vjp(z)
 
@@ -58,7 +58,7 @@ def Activation(activation):
     """An activation on its own, by name (``"relu"``) or primitive."""
     act = activations.get(activation)
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         y, back = act.vjp(x)
         return y, state, _no_params_backward(back)
 
@@ -78,7 +78,7 @@ def Dropout(drop_prob):
         raise ConfigError(f"Dropout: drop_prob must be in [0, 1), got {drop_prob}")
     keep = 1.0 - drop_prob
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         if not train or drop_prob == 0.0:
             return x, state, lambda g: ({}, g)
         if key is None:
@@ -98,7 +98,7 @@ def Flatten():
     def init(key, in_shape, dtype):
         return (int(np.prod(in_shape)),), {}, {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         y, back = flatten.vjp(x)
         return y, state, _no_params_backward(back)
 
@@ -115,7 +115,7 @@ def Reshape(shape):
             raise ShapeError(f"Reshape: cannot reshape {in_shape} to {shape}")
         return shape, {}, {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         y, back = reshape.vjp(x, (len(x),) + shape)
         return y, state, lambda g: ({}, back(g)[0])
 

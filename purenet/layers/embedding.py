@@ -20,7 +20,7 @@ def Embedding(vocab_size, dim, init="glorot_uniform"):
     def init_fn(key, in_shape, dtype):
         return tuple(in_shape) + (dim,), {"table": table_init(key, (vocab_size, dim), dtype)}, {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         y, back = embedding.vjp(x, params["table"])
         return y, state, lambda g: ({"table": back(g)[1]}, None)
 

@@ -39,7 +39,7 @@ def BatchNorm(momentum=0.9, eps=1e-5):
         params = {"gamma": np.ones(c, dtype), "beta": np.zeros(c, dtype)}
         return in_shape, params, {"mean": np.zeros(c, dtype), "var": np.ones(c, dtype)}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         c = params["gamma"].shape[0]
         if np.ndim(x) < 2 or x.shape[1] != c:
             raise ShapeError(f"expected input of shape (batch, {c}, ...) with {c} channels or "

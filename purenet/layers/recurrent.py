@@ -131,7 +131,7 @@ def _sequence_layer(kind, cell, return_sequences, stateful):
         out_shape = (in_shape[0], cell.units) if return_sequences else (cell.units,)
         return out_shape, cell.init(key, in_shape[1], dtype), {}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[1] == 0:
             raise ShapeError(f"expected inputs of shape (batch, time >= 1, features), got {x.shape}")
@@ -225,7 +225,7 @@ def Bidirectional(layer):
         out_shape = tuple(out_shape[:-1]) + (2 * out_shape[-1],)
         return out_shape, {"forward": p_f, "backward": p_b}, {"forward": s_f, "backward": s_b}
 
-    def apply(params, state, x, train, key):
+    def apply(params, state, x, train, key, input_grad):
         k_f, k_b = split(key) if key is not None else (None, None)
         y_f, s_f, back_f = fwd.apply(params["forward"], state.get("forward", {}), x,
                                      train=train, key=k_f)

@@ -293,9 +293,10 @@ def _input_grad(gt, w, geom, dtype):
 
 
 @primitive
-def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1):
+def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1, input_grad=True):
     """2-D convolution: ``x (N, C_in, H, W)``, ``w (kh, kw, C_in, C_out)``, ``b (C_out,)`` or
-    None -> ``(N, C_out, H_out, W_out)``. See the module docstring for the settings."""
+    None -> ``(N, C_out, H_out, W_out)``. See the module docstring for the settings;
+    ``input_grad=False`` skips ``dx`` (returns None) when nobody needs it."""
     _check_conv2d_args(x, w, b)
     geom = Geometry(x.shape[2:], w.shape[:2], stride, padding, dilation)
     dtype = np.result_type(x.dtype, w.dtype)
@@ -311,7 +312,7 @@ def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1):
             g2 = np.ascontiguousarray(gt[samples]).reshape(-1, w2.shape[1])
             dw += cols.T @ g2
             db += g2.sum(axis=0)
-        dx = _input_grad(gt, w, geom, dtype).transpose(0, 3, 1, 2)
+        dx = _input_grad(gt, w, geom, dtype).transpose(0, 3, 1, 2) if input_grad else None
         return dx, dw.reshape(w.shape), None if b is None else db
 
     return y.transpose(0, 3, 1, 2), backward
@@ -333,17 +334,18 @@ def settings_1d(stride=1, padding="valid", dilation=1):
 
 
 @primitive
-def conv1d(x, w, b, *, stride=1, padding="valid", dilation=1):
+def conv1d(x, w, b, *, stride=1, padding="valid", dilation=1, input_grad=True):
     """1-D convolution: ``x (N, C_in, W)``, ``w (kw, C_in, C_out)``, ``b (C_out,)`` or None
     -> ``(N, C_out, W_out)``; the 2-D convolution of a height-1 image."""
     if np.ndim(x) != 3 or np.ndim(w) != 3:
         raise ShapeError(f"conv1d: input must be (batch, channels, width) and kernel (kw, in, out), "
                          f"got shapes {np.shape(x)} and {np.shape(w)}")
-    y, back = conv2d.fn(x[:, :, None, :], w[None], b, **settings_1d(stride, padding, dilation))
+    y, back = conv2d.fn(x[:, :, None, :], w[None], b, **settings_1d(stride, padding, dilation),
+                        input_grad=input_grad)
 
     def backward(g):
         # a height-1 conv2d: reuse its backward and drop the unit axis again
         dx, dw, db = back(g[:, :, None, :])
-        return dx[:, :, 0, :], dw[0], db
+        return None if dx is None else dx[:, :, 0, :], dw[0], db
 
     return y[:, :, 0, :], backward

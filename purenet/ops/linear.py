@@ -6,8 +6,11 @@ from .core import primitive
 
 
 @primitive
-def matmul(x, w):
-    """Weight multiply: ``x (..., n_in) @ w (n_in, n_out) -> (..., n_out)``."""
+def matmul(x, w, input_grad=True):
+    """Weight multiply: ``x (..., n_in) @ w (n_in, n_out) -> (..., n_out)``.
+
+    ``input_grad=False`` skips ``dx`` (returns None) when nobody needs it.
+    """
     if x.shape[-1] != w.shape[0]:
         raise ShapeError(f"matmul: input has {x.shape[-1]} features (shape {x.shape}), "
                          f"weights expect {w.shape[0]} (shape {w.shape})")
@@ -15,7 +18,7 @@ def matmul(x, w):
 
     def backward(g):
         # y = x W  =>  dx = g W^T,  dW = x^T g (summed over every leading axis)
-        dx = g @ w.T
+        dx = g @ w.T if input_grad else None
         dw = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
         return dx, dw
 

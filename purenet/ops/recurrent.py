@@ -26,14 +26,16 @@ Three levels, each with its backward written beside its forward:
 * ``rnn_sequence``, ``lstm_sequence``, ``gru_sequence``: the same computation
   as ``scan`` over the matching step, hand-specialised for speed and with the
   same signature, ``(params, carry, xs) -> ((ys, carry_T), backward)``. The
-  input projection of every time step is ONE matmul before the time loop, the
-  recurrent weight gradient ONE matmul after it; per-step buffers are
-  preallocated; the derivative factors that do not depend on the incoming
-  gradient are computed for all steps at once before the backward loop; the
+  input projection of every time step, bias included, is ONE matmul before
+  the time loop (its gradients two matmuls after the backward loop), and the
+  recurrent weight gradient is ONE matmul after it; each step's gates are
+  stored gate-major, so the elementwise work runs on contiguous blocks; the
   sigmoids are ``0.5 + 0.5 tanh(z / 2)`` with the halving folded into the
-  weights, so one ``tanh`` call activates all gates. (They return tuples of
-  arrays of different shapes, which the primitive engine's shape check does
-  not take, so they are plain functions in the primitive style.)
+  weights, so one ``tanh`` call activates all gates; the buffers come from a
+  pool and go back to it once the backward pass that needs them is gone.
+  (They return tuples of arrays of different shapes, which the primitive
+  engine's shape check does not take, so they are plain functions in the
+  primitive style.)
 
 ``carry`` is ``h`` (B, H) for the RNN and GRU, ``(h, c)`` for the LSTM. In a
 sequence backward, ``dys`` and ``dcarry_T`` may be ``None`` (no gradient).

@@ -11,7 +11,8 @@ def loss_and_grads(model, loss, params, state, x, y, *, key=None, train=True):
     Returns ``(loss_value: float, grads: tree shaped like params, new_state)``.
     """
     loss = losses_module.get(loss)
-    pred, new_state, backward = model.apply(params, state, x, train=train, key=key)
+    pred, new_state, backward = model.apply(params, state, x, train=train, key=key,
+                                            input_grad=False)  # x is data: no dx needed
     value, loss_backward = loss.vjp(pred, y)
     dpred, _ = loss_backward(1.0)
     grads, _ = backward(dpred)
