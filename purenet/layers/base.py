@@ -96,10 +96,20 @@ def _check_grad_shapes(name, params, dparams, x, dx):
     if dx is not None and np.shape(dx) != np.shape(x):  # None: input gradient not asked for
         raise ShapeError(f"layer '{name}': input gradient has shape {np.shape(dx)}, "
                          f"input has shape {np.shape(x)}")
-    expected = [(p, np.shape(a)) for p, a in tree_flatten_with_paths(params)]
-    got = [(p, np.shape(a)) for p, a in tree_flatten_with_paths(dparams)]
-    if expected != got:
+    if not _same_shapes(params, dparams):
+        expected = [(p, np.shape(a)) for p, a in tree_flatten_with_paths(params)]
+        got = [(p, np.shape(a)) for p, a in tree_flatten_with_paths(dparams)]
         raise ShapeError(f"layer '{name}': parameter gradients {got} do not match params {expected}")
+
+
+def _same_shapes(a, b):
+    """True when two trees have the same containers, keys and leaf shapes (a fast walk)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_shapes(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return (isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(_same_shapes(u, v) for u, v in zip(a, b)))
+    return np.shape(a) == np.shape(b)
 
 
 def layer_constructor(fn):

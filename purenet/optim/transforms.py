@@ -27,7 +27,19 @@ class GradientTransformation(NamedTuple):
 
 def apply_updates(params, updates):
     """``p + u`` leaf-wise; each result keeps its param's dtype."""
-    return tree_map(lambda p, u: np.asarray(p + u, dtype=p.dtype), params, updates)
+    return tree_map(_add_keeping_dtype, params, updates)
+
+
+def _add_keeping_dtype(p, u):
+    out = p + u
+    return out if out.dtype == p.dtype else out.astype(p.dtype)
+
+
+def _scaled_sum(a, scale, b):
+    """``scale * a + b`` in one new array (the inputs are left untouched)."""
+    out = np.multiply(a, scale)
+    out += b
+    return out
 
 
 def chain(*transforms):
@@ -70,8 +82,8 @@ def trace(decay, *, nesterov=False):
     decay = _fraction("trace: decay", decay)
 
     def update(grads, state, params=None):
-        velocity = tree_map(lambda g, v: decay * v + g, grads, state["velocity"])
-        updates = tree_map(lambda g, v: g + decay * v, grads, velocity) if nesterov else velocity
+        velocity = tree_map(lambda g, v: _scaled_sum(v, decay, g), grads, state["velocity"])
+        updates = tree_map(lambda g, v: _scaled_sum(v, decay, g), grads, velocity) if nesterov else velocity
         return updates, {"velocity": velocity}
     return GradientTransformation(lambda params: {"velocity": tree_zeros_like(params)}, update)
 
