@@ -39,14 +39,19 @@ def linear_decay(init_value, end_value, transition_steps):
     init_value = _finite("linear_decay", "init_value", init_value)
     end_value = _finite("linear_decay", "end_value", end_value)
     T = _count("linear_decay", "transition_steps", transition_steps)
+    return _transition(init_value, end_value, T, lambda f: init_value + (end_value - init_value) * f)
 
+
+def _transition(init_value, end_value, T, curve):
+    """``init_value`` at step 0, ``curve(t / T)`` on the way, ``end_value`` from step ``T``
+    on; with ``T == 0`` it holds ``init_value`` (no division by zero)."""
     def schedule(step):
         t = _step(step)
         if T == 0:
             return init_value
         if t >= T:
             return end_value
-        return init_value + (end_value - init_value) * (t / T)
+        return curve(t / T)
     return schedule
 
 
@@ -63,15 +68,7 @@ def exponential_decay(init_value, end_value, transition_steps):
             "never reaches 0); use linear_decay or cosine_decay to decay to 0")
     T = _count("exponential_decay", "transition_steps", transition_steps)
     ratio = end_value / init_value
-
-    def schedule(step):
-        t = _step(step)
-        if T == 0:
-            return init_value
-        if t >= T:
-            return end_value
-        return init_value * ratio ** (t / T)
-    return schedule
+    return _transition(init_value, end_value, T, lambda f: init_value * ratio ** f)
 
 
 def step_decay(init_value, factor, every):
@@ -93,15 +90,8 @@ def cosine_decay(init_value, transition_steps, end_value=0.0):
     init_value = _finite("cosine_decay", "init_value", init_value)
     end_value = _finite("cosine_decay", "end_value", end_value)
     T = _count("cosine_decay", "transition_steps", transition_steps)
-
-    def schedule(step):
-        t = _step(step)
-        if T == 0:
-            return init_value
-        if t >= T:
-            return end_value
-        return end_value + (init_value - end_value) * 0.5 * (1.0 + math.cos(math.pi * t / T))
-    return schedule
+    return _transition(init_value, end_value, T, lambda f: end_value + (init_value - end_value)
+                       * 0.5 * (1.0 + math.cos(math.pi * f)))
 
 
 def warmup(schedule, warmup_steps, start_value=0.0):
