@@ -8,6 +8,7 @@ state (a standardizer's mean and std) is a dict handed back to the caller.
     for xb, yb in batches(standardize(X_train, stats), y_train, 32, key=k):
         ...
 """
+from . import augment, text
 from .batching import batches, num_batches
 from .csv import load_csv, parse_csv
 from .datasets import (BOSTON_FEATURES, load_boston, load_tiny_shakespeare,

@@ -77,6 +77,7 @@ class _Setup(NamedTuple):
     progress: object
     checkpoint_dir: object
     settings: dict
+    augment: object
 
 
 # --- checks ---------------------------------------------------------------------
@@ -175,7 +176,13 @@ def _setup(model, loss, optimizer, x, y, seed, options):
     return _Setup(model, loss, optimizer, train[0], train[1], val, epochs,
                   batch_size, seed, eval_every, metrics,
                   _check_callbacks(options["callbacks"]), options["progress"],
-                  options["checkpoint_dir"], settings)
+                  options["checkpoint_dir"], settings, _check_augment(options["augment"]))
+
+
+def _check_augment(augment):
+    if augment is not None and not callable(augment):
+        raise ConfigError(f"augment must be a function (x_batch, key) -> x_batch, got {augment!r}")
+    return augment
 
 
 # --- the best validation loss, tracked for NaN recovery -----------------------------
@@ -212,12 +219,14 @@ class _NonFinite(NamedTuple):
 
 def _run_epoch(setup, run, epoch, bar, batch_hooks):
     """Train one epoch; ``(params, state, opt_state, mean_loss)`` or a ``_NonFinite``."""
-    shuffle_key, dropout_root = split(fold_in(key(setup.seed), epoch))
+    shuffle_key, dropout_root, augment_root = split(fold_in(key(setup.seed), epoch), 3)
     model, loss, optimizer = setup.model, setup.loss, setup.optimizer
     params, state, opt_state = run.params, run.state, run.opt_state
     total, seen = 0.0, 0
     for step, (xb, yb) in enumerate(batches(setup.x, setup.y, setup.batch_size, shuffle_key)):
         before, before_state = params, state
+        if setup.augment is not None:
+            xb = setup.augment(xb, fold_in(augment_root, step))
         params, state, opt_state, value = train_step(
             model, loss, optimizer, params, state, opt_state, xb, yb, fold_in(dropout_root, step))
         if not math.isfinite(value):
@@ -356,7 +365,7 @@ def _restore_callbacks(callbacks, states):
 def fit(model, params, loss, optimizer, x, y, *, state=None, opt_state=None, epochs=1,
         batch_size=32, seed=None, validation_data=None, validation_split=0.0, eval_every=1,
         metrics=(), callbacks=(), progress=True, checkpoint_dir=None, resume_from=None,
-        initial_epoch=0):
+        initial_epoch=0, augment=None):
     """Train ``model`` on ``(x, y)`` by minibatch gradient descent.
 
     Args:
@@ -379,6 +388,8 @@ def fit(model, params, loss, optimizer, x, y, *, state=None, opt_state=None, epo
         checkpoint_dir: write ``last.npz`` (and ``best.npz``) there after each epoch.
         resume_from: a checkpoint file or directory to continue from.
         initial_epoch: the first epoch's number when not resuming.
+        augment: ``augment(x_batch, key) -> x_batch`` applied to every training batch
+            with its own key (see ``purenet.data.augment``); never to validation data.
 
     Returns:
         ``FitResult(params, state, opt_state, history)``.
@@ -394,7 +405,7 @@ def fit(model, params, loss, optimizer, x, y, *, state=None, opt_state=None, epo
     options = dict(epochs=epochs, batch_size=batch_size, eval_every=eval_every,
                    validation_data=validation_data, validation_split=validation_split,
                    metrics=metrics, callbacks=callbacks, progress=progress,
-                   checkpoint_dir=checkpoint_dir, dtype=_float_dtype(params))
+                   checkpoint_dir=checkpoint_dir, dtype=_float_dtype(params), augment=augment)
     setup = _setup(model, loss, optimizer, x, y, _run_seed(seed, ckpt), options)
     if not _all_finite(params):
         raise DataError("params hold NaN or inf values; initialise them again")

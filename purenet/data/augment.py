@@ -1,0 +1,61 @@
+"""Image augmentation for NCHW batches, vectorised, driven by explicit keys.
+
+Each function takes a batch ``x (N, C, H, W)`` and a key and returns a new
+batch (the input is never modified). ``compose`` chains them into one
+``augment(x, key)`` function, the form ``fit(..., augment=...)`` takes:
+
+    augment = compose(random_shift(2), random_flip())
+    fit(..., augment=augment)        # a fresh key for every batch
+"""
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from ..random import generator, split
+
+
+def _check_images(x, name):
+    if np.ndim(x) != 4:
+        raise ShapeError(f"{name}: expected images (batch, channels, height, width), got {np.shape(x)}")
+
+
+def random_shift(max_shift):
+    """Translate each image by up to ``max_shift`` pixels along each axis, filling with
+    the image's edge values (so no dark borders appear on a normalised image)."""
+    if int(max_shift) < 0:
+        raise ConfigError(f"random_shift: max_shift must be >= 0, got {max_shift}")
+    s = int(max_shift)
+
+    def augment(x, key):
+        _check_images(x, "random_shift")
+        n, _, h, w = x.shape
+        xp = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)), mode="edge")
+        dy, dx = generator(key).integers(0, 2 * s + 1, (2, n))
+        rows = (dy[:, None] + np.arange(h))[:, None, :, None]     # (N, 1, H, 1)
+        cols = (dx[:, None] + np.arange(w))[:, None, None, :]     # (N, 1, 1, W)
+        batch = np.arange(n)[:, None, None, None]
+        chans = np.arange(x.shape[1])[None, :, None, None]
+        return xp[batch, chans, rows, cols]
+    return augment
+
+
+def random_flip(prob=0.5):
+    """Mirror each image left-right with probability ``prob``."""
+    if not 0.0 <= prob <= 1.0:
+        raise ConfigError(f"random_flip: prob must be in [0, 1], got {prob}")
+
+    def augment(x, key):
+        _check_images(x, "random_flip")
+        flip = generator(key).random(len(x)) < prob
+        out = np.array(x, copy=True)
+        out[flip] = x[flip][..., ::-1]
+        return out
+    return augment
+
+
+def compose(*augmentations):
+    """One ``augment(x, key)`` applying each in turn, each with its own child key."""
+    def augment(x, key):
+        for aug, k in zip(augmentations, split(key, len(augmentations))):
+            x = aug(x, k)
+        return x
+    return augment
