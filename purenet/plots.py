@@ -32,9 +32,24 @@ def plot_curves(histories, path, keys=("loss", "val_loss"), title="", ylabel="lo
                 x=None):
     """Line plot of logged values: ``histories`` maps a run name to a dict of lists
     (``History.history``); entries may be ``None`` where a value was not computed.
-    The x axis is the epoch (1, 2, ...), or the list ``hist[x]`` when ``x`` is given."""
+    ``keys`` is one tuple of keys, or a list of ``(keys, ylabel)`` for side-by-side
+    panels. The x axis is the epoch (1, 2, ...), or the list ``hist[x]`` when given."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    panels = keys if isinstance(keys, list) else [(keys, ylabel)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
+    for ax, (panel_keys, panel_label) in zip(axes[0], panels):
+        _draw_panel(ax, histories, panel_keys, x)
+        ax.set_xlabel(x or "epoch")
+        ax.set_ylabel(panel_label)
+        if logy and panel_label == ylabel:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _draw_panel(ax, histories, keys, x):
     for run, hist in histories.items():
         xs = hist[x] if x else range(1, 1 + max(len(v or ()) for v in hist.values()))
         for k in keys:
@@ -44,14 +59,6 @@ def plot_curves(histories, path, keys=("loss", "val_loss"), title="", ylabel="lo
             pairs = [(t, v) for t, v in zip(xs, values) if v is not None]
             style = "-" if not k.startswith("val_") else "--o"
             ax.plot(*zip(*pairs), style, markersize=3, label=f"{run} {k}" if run else k)
-    ax.set_xlabel(x or "epoch")
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
 
 
 def plot_confusion_matrix(matrix, class_names, path, title="confusion matrix"):

@@ -130,7 +130,8 @@ def _plots(args, history, report, test, logits):
     from ..plots import plot_confusion_matrix, plot_curves, plot_image_grid
     try:
         plot_curves({"": history.history}, out_path(args, "learning_curves.png"),
-                    keys=("loss", "val_loss"), title=f"{args.model}: loss")
+                    keys=[(("loss", "val_loss"), "loss"), (("val_accuracy",), "accuracy")],
+                    title=f"{args.model}: learning curves")
         plot_confusion_matrix(report["confusion_matrix"], class_names(args),
                               out_path(args, "confusion_matrix.png"))
         pred = logits.argmax(axis=1)
