@@ -15,9 +15,25 @@ import os
 import sys
 import time
 
-import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+def _threads_from_argv(argv):
+    """The --threads value, read before NumPy is imported: OpenBLAS fixes its thread
+    count at import, and without threadpoolctl nothing can change it afterwards."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+    return str(os.cpu_count())
+
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads_from_argv(sys.argv[1:])
+
+import numpy as np  # noqa: E402  (after the thread settings)
+
+# run from a checkout without installing
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VOCAB, EMBED, UNITS, STEPS, BATCH = 65, 64, 256, 64, 32
 

@@ -38,11 +38,6 @@ def carry0(kind, batch, seed=5):
     return (h, randn(batch, H, seed=seed + 1)) if kind == "lstm" else h
 
 
-def as_vjp(run):
-    """Adapt ``(params, carry, xs) -> ((ys, carry_T), back)`` to ``check_vjp``."""
-    return lambda p, c, xs: run(p, c, xs)
-
-
 # --- one step -----------------------------------------------------------------
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -70,9 +65,11 @@ def test_gru_update_gate_gets_its_own_gradient():
 @pytest.mark.parametrize("kind", sorted(GATES))
 @pytest.mark.parametrize("runner", ["kernel", "scan"])
 def test_sequence_gradients_with_initial_state(kind, runner):
-    run = KERNELS[kind] if runner == "kernel" else (lambda p, c, xs: rec.scan(STEPS[kind], p, c, xs))
+    run = KERNELS[kind]
+    if runner == "scan":
+        run = lambda p, c, xs: rec.scan(STEPS[kind], p, c, xs)  # noqa: E731
     xs = randn(2, 4, F, seed=9)
-    check_vjp(as_vjp(run), cell_params(kind), carry0(kind, 2), xs, name=f"{kind} {runner}")
+    check_vjp(run, cell_params(kind), carry0(kind, 2), xs, name=f"{kind} {runner}")
 
 
 @pytest.mark.parametrize("kind", sorted(GATES))
@@ -98,6 +95,23 @@ def test_kernels_stay_float32(kind):
     assert {a.dtype for a in tree_leaves([ys, c_T, grads])} == {np.dtype(np.float32)}
     ref = KERNELS[kind](cell_params(kind), carry0(kind, 2), randn(2, 3, F))[0][0]
     np.testing.assert_allclose(ys, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(GATES))
+def test_live_backward_keeps_its_buffers(kind):
+    # buffers are recycled only once a backward is unreachable: a second forward pass
+    # (and a third, after the second's backward is dropped) must not disturb the first
+    p, c = cell_params(kind), carry0(kind, 2)
+    xs1, xs2 = randn(2, 4, F, seed=1), randn(2, 4, F, seed=2)
+    dys = randn(2, 4, H, seed=3)
+    expected = tree_leaves(KERNELS[kind](p, c, xs1)[1]((dys, None)))
+    (_, _), back1 = KERNELS[kind](p, c, xs1)
+    for _ in range(2):
+        (_, _), back2 = KERNELS[kind](p, c, xs2)
+        back2((dys, None))
+        del back2
+    for a, b in zip(tree_leaves(back1((dys, None))), expected):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sequence_shape_errors():
@@ -268,7 +282,7 @@ def test_user_defined_cell_runs_through_scan():
 
 def test_tiny_lstm_learns_a_repeating_sequence():
     from purenet.train.step import loss_and_grads
-    pattern = np.array([0, 0, 1, 2] * 6)                    # after a 0, the next symbol needs memory
+    pattern = np.array([0, 0, 1, 2] * 6)           # after a 0, the next symbol needs memory
     x, y = pattern[None, :-1], pattern[None, 1:]
     model = serial(Embedding(3, 8), LSTM(16, return_sequences=True), Dense(3))
     _, params, state = model.init(key(0), (x.shape[1],))

@@ -40,7 +40,8 @@ def load_text(path):
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text (byte {err.start} is {raw[err.start]:#04x})") from None
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start} is "
+                        f"{raw[err.start]:#04x})") from None
 
 
 def build_vocab(text):
@@ -72,7 +73,8 @@ def _code_points(text):
 def _vocab_codes(vocab):
     codes = _code_points("".join(_chars(vocab)))
     if len(codes) != len(_chars(vocab)) or np.any(np.diff(codes.astype(np.int64)) <= 0):
-        raise DataError("vocabulary characters must be single, distinct and sorted (use build_vocab)")
+        raise DataError("vocabulary characters must be single, distinct and sorted "
+                        "(use build_vocab)")
     return codes
 
 
@@ -125,7 +127,8 @@ def _check_stream(ids, name):
 
 def bptt_streams(ids, batch_size):
     """``(x_streams, y_streams)``, each (batch_size, n): row b is the b-th contiguous slice of
-    the text, and y is x shifted one character ahead. The tail that does not fill a row is dropped."""
+    the text, and y is x shifted one character ahead. The tail that does not fill a row is
+    dropped."""
     ids = _check_stream(ids, "bptt_streams")
     n = (len(ids) - 1) // batch_size if batch_size > 0 else 0
     if n == 0:

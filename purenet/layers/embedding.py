@@ -14,7 +14,8 @@ def Embedding(vocab_size, dim, init="glorot_uniform"):
     outside ``0..vocab_size-1`` is a DataError naming it.
     """
     if int(vocab_size) <= 0 or int(dim) <= 0:
-        raise ConfigError(f"Embedding: vocab_size and dim must be positive, got {vocab_size}, {dim}")
+        raise ConfigError("Embedding: vocab_size and dim must be positive, "
+                          f"got {vocab_size}, {dim}")
     table_init = initializers.get(init)
 
     def init_fn(key, in_shape, dtype):

@@ -134,7 +134,8 @@ def _sequence_layer(kind, cell, return_sequences, stateful):
     def apply(params, state, x, train, key, input_grad):
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[1] == 0:
-            raise ShapeError(f"expected inputs of shape (batch, time >= 1, features), got {x.shape}")
+            raise ShapeError("expected inputs of shape (batch, time >= 1, features), "
+                             f"got {x.shape}")
         dtype = tree_leaves(params)[0].dtype
         carry0 = _initial_carry(kind, cell, state, len(x), dtype)
         (ys, carry), back = run(params, carry0, x)
@@ -199,7 +200,8 @@ def GRU(units, return_sequences=False, stateful=False,
     "b_h": (3 units,)}``.
     """
     _check_units("GRU", units)
-    return _sequence_layer("gru", make_gru_cell(units, w_x_init, w_h_init), return_sequences, stateful)
+    return _sequence_layer("gru", make_gru_cell(units, w_x_init, w_h_init),
+                           return_sequences, stateful)
 
 
 @layer_constructor

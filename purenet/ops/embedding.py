@@ -28,7 +28,7 @@ def check_ids(ids, vocab_size, name="embedding"):
 
 
 def scatter_add_rows(ids, grads, n_rows):
-    """``out[i] = sum of grads[k] over k with ids[k] == i``; ids (N,), grads (N, D) -> (n_rows, D)."""
+    """``out[i] = sum of grads[k] over k with ids[k] == i``: ids (N,), grads (N, D) -> (rows, D)."""
     out = np.zeros((n_rows, grads.shape[1]), dtype=grads.dtype)
     if len(ids) == 0:
         return out

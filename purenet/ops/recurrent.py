@@ -82,7 +82,8 @@ def lstm_cell(x, h, c, W_x, W_h, b):
     h_new = o * tc
 
     def backward(grads):
-        # h' = o tanh(c'): dc' gains dh' o (1 - tanh(c')^2); c' = f c + i g; σ' = σ(1-σ), tanh' = 1-tanh^2
+        # h' = o tanh(c'): dc' gains dh' o (1 - tanh(c')^2); c' = f c + i g;
+        # σ' = σ(1-σ), tanh' = 1 - tanh^2
         dh, dc = grads
         dc = dc + dh * o * (1 - tc * tc)
         dz = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f),
@@ -277,7 +278,7 @@ def _project_backward(ws, W_x, dz):
 
 
 def _recurrent_weight_grad(hs, dz):
-    """``dW_h = sum_t h_{t-1}^T dz_t`` as ONE matmul over all steps; hs (T+1, B, H), dz (T, B, G)."""
+    """``dW_h = sum_t h_{t-1}^T dz_t``, ONE matmul for all steps; hs (T+1, B, H), dz (T, B, G)."""
     return hs[:-1].reshape(-1, hs.shape[2]).T @ dz.reshape(-1, dz.shape[2])
 
 
@@ -345,7 +346,7 @@ def rnn_sequence(params, h0, xs):
 
 
 def lstm_sequence(params, carry, xs):
-    """``scan(lstm_step, params, (h0, c0), xs)``, fused: xs (B, T, F) -> ys (B, T, H), (h_T, c_T)."""
+    """``scan(lstm_step, params, (h0, c0), xs)``, fused: xs (B, T, F) -> ys (B, T, H), (h, c)."""
     W_x, W_h = params["W_x"], params["W_h"]
     h0, c0 = carry
     check_sequence(xs, params, [np.shape(h0), np.shape(c0)])
@@ -354,12 +355,30 @@ def lstm_sequence(params, carry, xs):
     key, ws = _workspace("lstm", xs, params, 4, cs=(steps + 1, batch, n), tanh_c=(steps, batch, n))
     scale = _gate_scale(n, 4, (0, 1, 3), dt)
     _project(ws, xs, W_x, params["b"], scale)        # pre-activations, sigmoid gates halved
-    W_hs = W_h * scale
-    half, shift = _gate_vector(4, [0.5, 0.5, 1, 0.5], dt), _gate_vector(4, [0.5, 0.5, 0, 0.5], dt)
+    ws["hs"][0], ws["cs"][0] = h0, c0                  # hs[t], cs[t] hold h_{t-1}, c_{t-1}
+    _lstm_forward_steps(ws, W_h * scale)
+
+    def backward(grads):
+        # see _lstm_backward_steps for the per-step derivation; then one matmul per weight
+        dys, dcarry = grads
+        dh_T, dc_T = (None, None) if dcarry is None else dcarry
+        dh, dc = _grad_or_zeros(dh_T, ws["hs"][0]), _grad_or_zeros(dc_T, ws["cs"][0])
+        _lstm_backward_steps(ws, W_h, _time_major(dys), dh, dc)
+        dxs, dwx, db = _project_backward(ws, W_x, ws["dz"])
+        dwh = _recurrent_weight_grad(ws["hs"], ws["dz"])
+        return {"W_x": dwx, "W_h": dwh, "b": db}, (dh, dc), dxs
+
+    hs, cs = ws["hs"], ws["cs"]
+    return (_outputs(hs), (hs[-1].copy(), cs[-1].copy())), _recycle(backward, key, ws)
+
+
+def _lstm_forward_steps(ws, W_hs):
+    """The LSTM time loop: gates [i, f, g, o], ``c = f c_prev + i g``, ``h = o tanh(c)``."""
     acts, gates, hs, cs, tanh_c, rec, ig = (ws[k] for k in ("acts", "gates", "hs", "cs", "tanh_c",
                                                             "rec", "tmp"))
-    hs[0], cs[0] = h0, c0                              # hs[t], cs[t] hold h_{t-1}, c_{t-1}
-    for t in range(steps):
+    half = _gate_vector(4, [0.5, 0.5, 1, 0.5], W_hs.dtype)
+    shift = _gate_vector(4, [0.5, 0.5, 0, 0.5], W_hs.dtype)
+    for t in range(len(acts)):
         np.matmul(hs[t], W_hs, out=rec)
         rec += acts[t]
         gt = gates[t]                                  # [i, f, g, o], each (B, H)
@@ -372,39 +391,37 @@ def lstm_sequence(params, carry, xs):
         np.tanh(cs[t + 1], out=tanh_c[t])
         np.multiply(gt[3], tanh_c[t], out=hs[t + 1])
 
-    def backward(grads):
-        # h = o tanh(c), c = f c_prev + i g:  dc += dh o (1 - tanh(c)^2);
-        # d[i, f, g, o] = [dc g, dc c_prev, dc i, dh tanh(c)];  dz = d * [σ', σ', tanh', σ']
-        # with σ' = σ(1-σ), tanh' = 1 - g^2;  dc_prev = dc f;  dh_prev = dz W_h^T
-        dys, dcarry = grads
-        dh_T, dc_T = (None, None) if dcarry is None else dcarry
-        dh, dc = _grad_or_zeros(dh_T, hs[0]), _grad_or_zeros(dc_T, cs[0])
-        dys_tm, dz, d, slope, tmp = _time_major(dys), ws["dz"], ws["d"], ws["slope"], ws["tmp2"]
-        W_hT = np.ascontiguousarray(W_h.T)
-        for t in reversed(range(steps)):
-            (i, f, g, o), tc = gates[t], tanh_c[t]
-            if dys_tm is not None:
-                dh += dys_tm[t]
-            np.multiply(tc, tc, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
-            np.multiply(dc, g, out=d[0])
-            np.multiply(dc, cs[t], out=d[1])
-            np.multiply(dc, i, out=d[2])
-            np.multiply(dh, tc, out=d[3])
-            np.subtract(1, gates[t], out=slope)
-            slope *= gates[t]
-            np.multiply(g, g, out=slope[2])
-            np.subtract(1, slope[2], out=slope[2])
-            np.multiply(d, slope, out=_by_gate(dz[t], 4))
-            dc *= f
-            np.matmul(dz[t], W_hT, out=dh)
-        dxs, dwx, db = _project_backward(ws, W_x, dz)
-        return {"W_x": dwx, "W_h": _recurrent_weight_grad(hs, dz), "b": db}, (dh, dc), dxs
 
-    return (_outputs(hs), (hs[-1].copy(), cs[-1].copy())), _recycle(backward, key, ws)
+def _lstm_backward_steps(ws, W_h, dys_tm, dh, dc):
+    """Walk time in reverse, filling ``ws["dz"]``; ``dh``, ``dc`` end as the gradients of h0, c0.
+
+    h = o tanh(c), c = f c_prev + i g:  dc += dh o (1 - tanh(c)^2);
+    d[i, f, g, o] = [dc g, dc c_prev, dc i, dh tanh(c)];  dz = d * [σ', σ', tanh', σ']
+    with σ' = σ(1-σ), tanh' = 1 - g^2;  dc_prev = dc f;  dh_prev = dz W_h^T.
+    """
+    gates, cs, tanh_c, dz, d, slope, tmp = (ws[k] for k in ("gates", "cs", "tanh_c", "dz", "d",
+                                                            "slope", "tmp2"))
+    W_hT = np.ascontiguousarray(W_h.T)
+    for t in reversed(range(len(dz))):
+        (i, f, g, o), tc = gates[t], tanh_c[t]
+        if dys_tm is not None:
+            dh += dys_tm[t]
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        np.multiply(dc, g, out=d[0])
+        np.multiply(dc, cs[t], out=d[1])
+        np.multiply(dc, i, out=d[2])
+        np.multiply(dh, tc, out=d[3])
+        np.subtract(1, gates[t], out=slope)
+        slope *= gates[t]
+        np.multiply(g, g, out=slope[2])
+        np.subtract(1, slope[2], out=slope[2])
+        np.multiply(d, slope, out=_by_gate(dz[t], 4))
+        dc *= f
+        np.matmul(dz[t], W_hT, out=dh)
 
 
 def gru_sequence(params, h0, xs):
@@ -416,60 +433,75 @@ def gru_sequence(params, h0, xs):
     key, ws = _workspace("gru", xs, params, 3, us=(steps, 3, batch, m), da_n=(steps, batch, m))
     scale = _gate_scale(m, 3, (0, 1), dt)
     _project(ws, xs, W_x, params["b"], scale)        # a = x W_x + b, r and z columns halved
-    W_hs, b_hs = W_h * scale, (params["b_h"] * scale).reshape(3, 1, m)
+    ws["hs"][0] = h0
+    _gru_forward_steps(ws, W_h * scale, (params["b_h"] * scale).reshape(3, 1, m))
+
+    def backward(grads):
+        # see _gru_backward_steps for the per-step derivation; then one matmul per weight
+        dys, dh_T = grads
+        dh = _grad_or_zeros(dh_T, ws["hs"][0])
+        _gru_backward_steps(ws, W_h, _time_major(dys), dh)
+        du = ws["dz"]
+        dwh = _recurrent_weight_grad(ws["hs"], du)
+        dbh = du.reshape(-1, 3 * m).sum(axis=0)
+        du[:, :, 2 * m:] = ws["da_n"]                   # du becomes da (only the n part differs)
+        dxs, dwx, db = _project_backward(ws, W_x, du)
+        return {"W_x": dwx, "W_h": dwh, "b": db, "b_h": dbh}, dh, dxs
+
+    return (_outputs(ws["hs"]), ws["hs"][-1].copy()), _recycle(backward, key, ws)
+
+
+def _gru_forward_steps(ws, W_hs, b_hs):
+    """The GRU time loop: ``u = h W_h + b_h``, ``[r, z] = σ(a + u)``, ``n = tanh(a_n + r u_n)``,
+    ``h' = n + z (h - n)``; r and z columns of ``a``, ``W_hs``, ``b_hs`` come halved."""
     acts, gates, us, hs, rec, tmp = (ws[k] for k in ("acts", "gates", "us", "hs", "rec", "tmp"))
-    hs[0] = h0
-    for t in range(steps):
+    for t in range(len(acts)):
         np.matmul(hs[t], W_hs, out=rec)
-        u, gt, a = us[t], gates[t], _by_gate(acts[t], 3)    # u = h W_h + b_h, gate-major
+        u, gt, a = us[t], gates[t], _by_gate(acts[t], 3)    # gate-major (3, B, H)
         np.add(_by_gate(rec, 3), b_hs, out=u)
-        rz = gt[:2]                                    # [r, z] = σ(a + u) = 0.5 + 0.5 tanh(..)
+        rz = gt[:2]                                    # σ(z) = 0.5 + 0.5 tanh(z/2)
         np.add(a[:2], u[:2], out=rz)
         np.tanh(rz, out=rz)
         rz *= 0.5
         rz += 0.5
-        np.multiply(gt[0], u[2], out=tmp)              # n = tanh(a_n + r u_n)
+        np.multiply(gt[0], u[2], out=tmp)
         np.add(a[2], tmp, out=gt[2])
         np.tanh(gt[2], out=gt[2])
-        np.subtract(hs[t], gt[2], out=hs[t + 1])       # h' = n + z (h - n)
+        np.subtract(hs[t], gt[2], out=hs[t + 1])
         hs[t + 1] *= gt[1]
         hs[t + 1] += gt[2]
 
-    def backward(grads):
-        # h' = n + z (h - n), n = tanh(a_n + r u_n):
-        #   da_n = dh (1-z)(1-n^2)    du_z = da_z = dh (h-n) z(1-z)
-        #   du_r = da_r = da_n u_n r(1-r)    du_n = da_n r    dh_prev = dh z + du W_h^T
-        dys, dh_T = grads
-        dys_tm, du, d, da_n = _time_major(dys), ws["dz"], ws["d"], ws["da_n"]
-        one_minus_z, tmp, dh_next = ws["tmp"], ws["tmp2"], ws["slope"][0]
-        dh = _grad_or_zeros(dh_T, hs[0])
-        W_hT = np.ascontiguousarray(W_h.T)
-        for t in reversed(range(steps)):
-            r, z, n = gates[t]
-            if dys_tm is not None:
-                dh += dys_tm[t]
-            np.subtract(1, z, out=one_minus_z)
-            np.multiply(n, n, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= dh
-            np.multiply(tmp, one_minus_z, out=da_n[t])
-            np.subtract(hs[t], n, out=tmp)
-            tmp *= dh
-            tmp *= one_minus_z
-            np.multiply(tmp, z, out=d[1])
-            np.subtract(1, r, out=tmp)
-            tmp *= r
-            tmp *= us[t, 2]
-            np.multiply(tmp, da_n[t], out=d[0])
-            np.multiply(da_n[t], r, out=d[2])
-            np.copyto(_by_gate(du[t], 3), d)
-            np.matmul(du[t], W_hT, out=dh_next)
-            np.multiply(dh, z, out=tmp)
-            np.add(dh_next, tmp, out=dh)
-        dwh = _recurrent_weight_grad(hs, du)
-        dbh = du.reshape(-1, 3 * m).sum(axis=0)
-        du[:, :, 2 * m:] = da_n                         # du becomes da (only the n part differs)
-        dxs, dwx, db = _project_backward(ws, W_x, du)
-        return {"W_x": dwx, "W_h": dwh, "b": db, "b_h": dbh}, dh, dxs
 
-    return (_outputs(hs), hs[-1].copy()), _recycle(backward, key, ws)
+def _gru_backward_steps(ws, W_h, dys_tm, dh):
+    """Walk time in reverse, filling ``ws["dz"]`` with du and ``ws["da_n"]``; ``dh`` ends as
+    the gradient of h0.
+
+    h' = n + z (h - n), n = tanh(a_n + r u_n):
+      da_n = dh (1-z)(1-n^2)        du_z = da_z = dh (h-n) z(1-z)
+      du_r = da_r = da_n u_n r(1-r)    du_n = da_n r    dh_prev = dh z + du W_h^T
+    """
+    gates, us, hs, du, d, da_n = (ws[k] for k in ("gates", "us", "hs", "dz", "d", "da_n"))
+    one_minus_z, tmp, dh_next = ws["tmp"], ws["tmp2"], ws["slope"][0]
+    W_hT = np.ascontiguousarray(W_h.T)
+    for t in reversed(range(len(du))):
+        r, z, n = gates[t]
+        if dys_tm is not None:
+            dh += dys_tm[t]
+        np.subtract(1, z, out=one_minus_z)
+        np.multiply(n, n, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= dh
+        np.multiply(tmp, one_minus_z, out=da_n[t])
+        np.subtract(hs[t], n, out=tmp)
+        tmp *= dh
+        tmp *= one_minus_z
+        np.multiply(tmp, z, out=d[1])
+        np.subtract(1, r, out=tmp)
+        tmp *= r
+        tmp *= us[t, 2]
+        np.multiply(tmp, da_n[t], out=d[0])
+        np.multiply(da_n[t], r, out=d[2])
+        np.copyto(_by_gate(du[t], 3), d)
+        np.matmul(du[t], W_hT, out=dh_next)
+        np.multiply(dh, z, out=tmp)
+        np.add(dh_next, tmp, out=dh)
