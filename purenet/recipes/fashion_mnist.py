@@ -6,12 +6,14 @@ std (saved with the model, so ``evaluate`` and ``predict`` preprocess alike);
 once, at the end.
 """
 import time
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 from .. import optim
 from ..data import (FASHION_MNIST_CLASSES, fit_image_normalizer, image_scale, load_idx_dataset,
                     normalize_images, validation_split)
+from ..data.augment import compose, random_flip, random_shift
 from ..data.idx import FASHION_MNIST_DIR
 from ..errors import ConfigError, DataError
 from ..io import save_model, write_json
@@ -46,11 +48,22 @@ def book():
                   Flatten(), Dropout(0.2), Dense(10, w_init="glorot_normal"))
 
 
-# model name -> (builder, optimizer factory(steps_per_epoch, epochs), default epochs, batch size)
+class Recipe(NamedTuple):
+    build: Callable                 # () -> model
+    optimizer: Callable             # (steps_per_epoch, epochs) -> optimizer
+    epochs: int
+    batch_size: int
+    augment: Optional[Callable]     # (x_batch, key) -> x_batch, or None
+
+
+def _adam_cosine(peak):
+    return lambda spe, ep: optim.adam(optim.schedules.cosine_decay(peak, spe * ep, peak / 200))
+
+
 MODELS = {
-    "mlp": (mlp, lambda spe, ep: optim.adam(optim.schedules.cosine_decay(1e-3, spe * ep, 1e-5)), 30, 128),
-    "cnn": (cnn, lambda spe, ep: optim.adam(optim.schedules.cosine_decay(2e-3, spe * ep, 1e-5)), 12, 128),
-    "book": (book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60),
+    "mlp": Recipe(mlp, _adam_cosine(1e-3), 30, 128, None),
+    "cnn": Recipe(cnn, _adam_cosine(2e-3), 12, 128, compose(random_shift(2), random_flip())),
+    "book": Recipe(book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60, None),
 }
 
 
@@ -90,16 +103,17 @@ def add_arguments(parser):
 
 
 def run(args):
-    build, make_optimizer, epochs, batch_size = MODELS[args.model]
-    epochs, batch_size = args.epochs or epochs, args.batch_size or batch_size
+    recipe = MODELS[args.model]
+    epochs, batch_size = args.epochs or recipe.epochs, args.batch_size or recipe.batch_size
     train, val, test, stats = load_data(data_dir(args))
-    model = build()
+    model = recipe.build()
     _, params, state = model.init(key(args.seed), train[0].shape[1:])
     steps_per_epoch = -(-len(train[0]) // batch_size)
     start = time.perf_counter()
-    result = fit(model, params, "softmax_cross_entropy", make_optimizer(steps_per_epoch, epochs),
+    result = fit(model, params, "softmax_cross_entropy", recipe.optimizer(steps_per_epoch, epochs),
                  *train, state=state, epochs=epochs, batch_size=batch_size, seed=args.seed,
-                 validation_data=val, metrics=["accuracy"], progress=args.progress)
+                 validation_data=val, metrics=["accuracy"], augment=recipe.augment,
+                 progress=args.progress)
     train_seconds = time.perf_counter() - start
     logits = predict(model, result.params, test[0], state=result.state)
     report = _report(args, result, logits, test[1], train_seconds, epochs, batch_size)
