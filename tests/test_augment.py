@@ -66,3 +66,12 @@ def test_fit_applies_augment_to_training_batches_only():
     with pytest.raises(ConfigError, match="augment"):
         fit(model, params, "softmax_cross_entropy", optim.sgd(0.1), x, y, augment="flip",
             progress=False)
+
+
+def test_shift_fills_uncovered_pixels_with_the_image_minimum():
+    x = np.full((50, 1, 6, 6), 9.0, np.float32)
+    x[:, :, 2:4, 2:4] = 3.0                            # each image's minimum
+    y = random_shift(2)(x, key(4))
+    assert set(np.unique(y)) <= {3.0, 9.0}
+    moved = ~np.all(y == x, axis=(1, 2, 3))
+    assert moved.any() and np.all(y.min(axis=(1, 2, 3)) == 3.0)

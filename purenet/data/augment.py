@@ -19,21 +19,23 @@ def _check_images(x, name):
 
 
 def random_shift(max_shift):
-    """Translate each image by up to ``max_shift`` pixels along each axis, filling with
-    the image's edge values (so no dark borders appear on a normalised image)."""
+    """Translate each image by up to ``max_shift`` pixels along each axis; uncovered
+    pixels take the image's minimum (the background of a normalised dark-ground image)."""
     if int(max_shift) < 0:
         raise ConfigError(f"random_shift: max_shift must be >= 0, got {max_shift}")
     s = int(max_shift)
 
     def augment(x, key):
         _check_images(x, "random_shift")
-        n, _, h, w = x.shape
-        xp = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)), mode="edge")
+        n, c, h, w = x.shape
+        xp = np.empty((n, c, h + 2 * s, w + 2 * s), x.dtype)
+        xp[:] = x.min(axis=(1, 2, 3))[:, None, None, None]
+        xp[:, :, s:s + h, s:s + w] = x
         dy, dx = generator(key).integers(0, 2 * s + 1, (2, n))
         rows = (dy[:, None] + np.arange(h))[:, None, :, None]     # (N, 1, H, 1)
         cols = (dx[:, None] + np.arange(w))[:, None, None, :]     # (N, 1, 1, W)
         batch = np.arange(n)[:, None, None, None]
-        chans = np.arange(x.shape[1])[None, :, None, None]
+        chans = np.arange(c)[None, :, None, None]
         return xp[batch, chans, rows, cols]
     return augment
 
