@@ -34,7 +34,7 @@ def idx_dir(tmp_path_factory):
 def trained(idx_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     code = main(["train", "mnist", "--data-dir", str(idx_dir), "--model", "cnn", "--epochs", "2",
-                 "--batch-size", "32", "--out", str(out), "--no-progress"])
+                 "--batch-size", "32", "--augment", "--out", str(out), "--no-progress"])
     assert code == 0
     return out
 

@@ -6,7 +6,7 @@ std (saved with the model, so ``evaluate`` and ``predict`` preprocess alike);
 once, at the end.
 """
 import time
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -53,7 +53,6 @@ class Recipe(NamedTuple):
     optimizer: Callable             # (steps_per_epoch, epochs) -> optimizer
     epochs: int
     batch_size: int
-    augment: Optional[Callable]     # (x_batch, key) -> x_batch, or None
 
 
 def _adam_cosine(peak):
@@ -61,9 +60,9 @@ def _adam_cosine(peak):
 
 
 MODELS = {
-    "mlp": Recipe(mlp, _adam_cosine(1e-3), 30, 128, None),
-    "cnn": Recipe(cnn, _adam_cosine(2e-3), 12, 128, compose(random_shift(2), random_flip())),
-    "book": Recipe(book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60, None),
+    "mlp": Recipe(mlp, _adam_cosine(1e-3), 30, 128),
+    "cnn": Recipe(cnn, _adam_cosine(2e-3), 14, 128),
+    "book": Recipe(book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60),
 }
 
 
@@ -93,11 +92,17 @@ def load_data(directory):
     return (x_tr, y_tr), (x_val, y_val), (x_te, y_te), stats
 
 
+def _augment(args):
+    return compose(random_shift(2), random_flip()) if args.augment else None
+
+
 def add_arguments(parser):
     parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
     parser.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augment", action="store_true",
+                        help="train on random shifts (up to 2 pixels) and left-right flips")
     parser.add_argument("--data-dir", default=None,
                         help="a directory of MNIST-format IDX files (default: Fashion-MNIST)")
 
@@ -112,7 +117,7 @@ def run(args):
     start = time.perf_counter()
     result = fit(model, params, "softmax_cross_entropy", recipe.optimizer(steps_per_epoch, epochs),
                  *train, state=state, epochs=epochs, batch_size=batch_size, seed=args.seed,
-                 validation_data=val, metrics=["accuracy"], augment=recipe.augment,
+                 validation_data=val, metrics=["accuracy"], augment=_augment(args),
                  progress=args.progress)
     train_seconds = time.perf_counter() - start
     logits = predict(model, result.params, test[0], state=result.state)
