@@ -1,0 +1,88 @@
+"""Seconds per epoch of the Fashion-MNIST ``cnn`` recipe: purenet vs PyTorch CPU.
+
+The same network on both sides (conv 32 5x5 "same" + batch norm + ReLU + 2x2
+max pool, conv 64 5x5 likewise, dense 128 ReLU, dropout 0.4, dense 10), Adam,
+batch 128, float32, the same number of threads, random data of Fashion-MNIST's
+shape. ``--samples`` below 55,000 times a partial epoch and scales it to the
+recipe's 55,000 training images. Prints each side's seconds per epoch and the
+ratio purenet / PyTorch.
+
+    python bench/bench_cnn_epoch.py [--samples 10000] [--threads N]
+"""
+import argparse
+import os
+import time
+
+EPOCH = 55000
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(ARGS.threads)      # before NumPy loads its BLAS
+
+import numpy as np  # noqa: E402
+
+
+def purenet_epoch(x, y, batch_size):
+    from purenet import optim
+    from purenet.random import key
+    from purenet.recipes.fashion_mnist import cnn
+    from purenet.train import fit
+    model = cnn()
+    _, params, state = model.init(key(0), x.shape[1:])
+    start = time.perf_counter()
+    fit(model, params, "softmax_cross_entropy", optim.adam(2e-3), x, y, state=state, epochs=1,
+        batch_size=batch_size, progress=False)
+    return time.perf_counter() - start
+
+
+def torch_epoch(x, y, batch_size):
+    import torch
+    nn = torch.nn
+
+    def block(c_in, c_out):
+        return [nn.Conv2d(c_in, c_out, 5, padding=2), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+
+    model = nn.Sequential(*block(1, 32), *block(32, 64), nn.Flatten(), nn.Linear(64 * 7 * 7, 128),
+                          nn.ReLU(), nn.Dropout(0.4), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    start = time.perf_counter()
+    perm = torch.randperm(len(x))
+    for i in range(0, len(x), batch_size):
+        idx = perm[i:i + batch_size]
+        opt.zero_grad()
+        loss_fn(model(xt[idx]), yt[idx]).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def main(args):
+    import torch
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.samples, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples)
+    scale = EPOCH / args.samples
+    ours = [purenet_epoch(x, y, args.batch_size) * scale for _ in range(2)]
+    theirs = [torch_epoch(x, y, args.batch_size) * scale for _ in range(2)]
+    pure, ref = min(ours), min(theirs)
+    print(f"cnn recipe, batch {args.batch_size}, threads {args.threads}, {args.samples} samples "
+          f"scaled to a {EPOCH}-image epoch")
+    print(f"purenet  {pure:7.1f} s/epoch")
+    print(f"pytorch  {ref:7.1f} s/epoch")
+    print(f"ratio purenet/pytorch: {pure / ref:.2f}")
+
+
+if __name__ == "__main__":
+    main(ARGS)
