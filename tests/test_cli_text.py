@@ -28,6 +28,7 @@ def test_train_writes_metrics_model_and_curve(trained):
     assert report["steps"] == 60 and [h["step"] for h in report["history"]] == [30, 60]
     first, last = report["history"][0]["val_loss"], report["history"][-1]["val_loss"]
     assert last < first < 3.5          # log(23 characters) = 3.1 is chance
+    assert report["val_loss"] == min(first, last) and report["best_step"] == 60
     assert report["sample"].startswith("ROMEO:")
     assert (trained / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -6,7 +6,9 @@ through time: windows of ``seq-len`` characters, the recurrent state carried
 from each window to the next (reset at every pass, which starts at a random
 offset). Adam with gradient-norm clipping and a warm-up + cosine learning
 rate over the step budget. Validation loss is in nats per character over the
-whole validation text.
+whole validation text; the params of the lowest validation loss are the ones
+kept, sampled from and saved (the model overfits tiny Shakespeare late in a
+long run).
 """
 import time
 
@@ -129,6 +131,7 @@ def run(args):
 def _train(model, params, opt, train_ids, val_ids, steps, seconds, vocab, args):
     """The step loop; ends after ``steps`` steps or ``seconds`` of training."""
     opt_state, history, step, start = opt.init(params), [], 0, time.perf_counter()
+    best = {"val_loss": float("inf"), "params": params, "step": 0}
     chars = args.batch_size * args.seq_len
     bar = progress_bar(args.progress, steps * chars, 0, 1, unit="chars", desc="training")
     running, seen = 0.0, 0
@@ -145,11 +148,13 @@ def _train(model, params, opt, train_ids, val_ids, steps, seconds, vocab, args):
             if step % args.eval_every == 0 or step == steps:
                 history.append(_evaluate(model, params, val_ids, vocab, step, running / seen,
                                          time.perf_counter() - start, args))
+                if history[-1]["val_loss"] < best["val_loss"]:
+                    best = {"val_loss": history[-1]["val_loss"], "params": params, "step": step}
                 running, seen = 0.0, 0
             if step == steps:
                 bar.close({"val_loss": history[-1]["val_loss"]})
-                return {"params": params, "history": history, "passes": n + 1, "steps": step,
-                        "seconds": time.perf_counter() - start}
+                return {"params": best["params"], "best_step": best["step"], "history": history,
+                        "passes": n + 1, "steps": step, "seconds": time.perf_counter() - start}
 
 
 def _evaluate(model, params, val_ids, vocab, step, train_loss, seconds, args):
@@ -166,7 +171,8 @@ def _finish(model, result, vocab, args):
     report = {**run_header(args, result["seconds"]),
               "cell": args.cell, "hidden": args.hidden, "layers": args.layers,
               "parameters": tree_size(params), "steps": steps, "passes": result["passes"],
-              "val_loss": history[-1]["val_loss"], "best_val_loss": min(h["val_loss"] for h in history),
+              "val_loss": min(h["val_loss"] for h in history), "best_step": result["best_step"],
+              "last_val_loss": history[-1]["val_loss"],
               "train_minutes": round(result["seconds"] / 60, 2),
               "chars_per_second": round(steps * args.batch_size * args.seq_len / result["seconds"]),
               "history": history, "sample": sample}
@@ -174,8 +180,8 @@ def _finish(model, result, vocab, args):
     save_model(out_path(args, f"{args.cell}.npz"), model, params, {}, in_shape=(None,), extra=extra)
     write_json(out_path(args, "metrics.json"), report)
     _plot(history, args)
-    print(f"{sample}\n\nvalidation loss {report['val_loss']:.3f} nats/char after "
-          f"{report['train_minutes']:.1f} min; wrote {args.out}")
+    print(f"{sample}\n\nvalidation loss {report['val_loss']:.3f} nats/char (step "
+          f"{report['best_step']} of {steps}, {report['train_minutes']:.1f} min); wrote {args.out}")
     return report
 
 
