@@ -308,3 +308,15 @@ def test_model_with_recurrent_layers_saves_and_loads(tmp_path):
     loaded, params2, state2, _ = load_model(tmp_path / "m.npz")
     ids = np.arange(8).reshape(2, 4) % 5
     np.testing.assert_allclose(loaded(params2, ids, state2), model(params, ids))
+
+
+@pytest.mark.parametrize("make", [SimpleRNN, LSTM, GRU], ids=["simple_rnn", "lstm", "gru"])
+def test_input_grad_false_skips_dx_only(make):
+    layer = Bidirectional(make(H, return_sequences=True))
+    params, state, x = layer_inputs(layer)
+    dy = randn(2, 4, 2 * H, seed=4)
+    dparams, dx = layer.apply(params, state, x)[2](dy)
+    dparams2, dx2 = layer.apply(params, state, x, input_grad=False)[2](dy)
+    assert dx.shape == x.shape and dx2 is None
+    for a, b in zip(tree_leaves(dparams), tree_leaves(dparams2)):
+        np.testing.assert_array_equal(a, b)

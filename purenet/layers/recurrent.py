@@ -25,7 +25,6 @@ next batch starts from zeros again, at any batch size. A gradient with
 respect to a given initial carry is returned by the sequence functions of
 ``purenet.ops.recurrent`` (``lstm_sequence(params, (h0, c0), xs)``).
 """
-import functools
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -45,8 +44,9 @@ class Cell(NamedTuple):
     step(params, carry, x_t) -> ((y_t, carry), backward)     the step protocol of ``scan``
     zero_carry(batch, dtype) -> carry
     units: the size of ``y_t``
-    sequence: optional ``(params, carry, xs) -> ((ys, carry_T), backward)`` computing
-        ``scan(step, ...)`` faster; ``None`` runs ``scan``.
+    sequence: optional ``(params, carry, xs, input_grad) -> ((ys, carry_T), backward)``
+        computing ``scan(step, ...)`` faster (``dxs`` may be None when ``input_grad``
+        is False); ``None`` runs ``scan``.
     """
     init: Callable
     step: Callable
@@ -122,7 +122,11 @@ def _initial_carry(kind, cell, state, batch, dtype):
 
 def _sequence_layer(kind, cell, return_sequences, stateful):
     """A Layer running ``cell`` over time; see the module docstring."""
-    run = cell.sequence or functools.partial(ops.scan, cell.step)
+    if cell.sequence is None:
+        def run(params, carry, xs, input_grad):
+            return ops.scan(cell.step, params, carry, xs)
+    else:
+        run = cell.sequence
 
     def init(key, in_shape, dtype):
         if len(in_shape) != 2:
@@ -138,7 +142,7 @@ def _sequence_layer(kind, cell, return_sequences, stateful):
                              f"got {x.shape}")
         dtype = tree_leaves(params)[0].dtype
         carry0 = _initial_carry(kind, cell, state, len(x), dtype)
-        (ys, carry), back = run(params, carry0, x)
+        (ys, carry), back = run(params, carry0, x, input_grad)
         new_state = {**state, "carry": carry} if stateful else state
 
         def backward(dy):
@@ -230,9 +234,9 @@ def Bidirectional(layer):
     def apply(params, state, x, train, key, input_grad):
         k_f, k_b = split(key) if key is not None else (None, None)
         y_f, s_f, back_f = fwd.apply(params["forward"], state.get("forward", {}), x,
-                                     train=train, key=k_f)
+                                     train=train, key=k_f, input_grad=input_grad)
         y_b, s_b, back_b = bwd.apply(params["backward"], state.get("backward", {}), x[:, ::-1],
-                                     train=train, key=k_b)
+                                     train=train, key=k_b, input_grad=input_grad)
         sequences = y_b.ndim == 3
         units = y_f.shape[-1]
         y = np.concatenate([y_f, y_b[:, ::-1] if sequences else y_b], axis=-1)
@@ -241,7 +245,8 @@ def Bidirectional(layer):
             dp_f, dx_f = back_f(dy[..., :units])
             dy_b = dy[..., units:]
             dp_b, dx_b = back_b(dy_b[:, ::-1] if sequences else dy_b)
-            return {"forward": dp_f, "backward": dp_b}, dx_f + dx_b[:, ::-1]
+            dx = None if dx_f is None or dx_b is None else dx_f + dx_b[:, ::-1]
+            return {"forward": dp_f, "backward": dp_b}, dx
 
         return y, {"forward": s_f, "backward": s_b}, backward
 

@@ -38,7 +38,9 @@ Three levels, each with its backward written beside its forward:
   primitive style.)
 
 ``carry`` is ``h`` (B, H) for the RNN and GRU, ``(h, c)`` for the LSTM. In a
-sequence backward, ``dys`` and ``dcarry_T`` may be ``None`` (no gradient).
+sequence backward, ``dys`` and ``dcarry_T`` may be ``None`` (no gradient);
+``input_grad=False`` tells a sequence kernel that nobody needs ``dxs``, which
+it then skips (one matmul) and returns as ``None``.
 Everything runs in the dtype of the parameters (float32 by default).
 """
 import weakref
@@ -264,15 +266,17 @@ def _project(ws, xs, W_x, b, scale):
     np.matmul(x_tm.reshape(-1, x_tm.shape[2]), w_aug, out=acts.reshape(-1, acts.shape[2]))
 
 
-def _project_backward(ws, W_x, dz):
-    """Gradients of the projection from dz (T, B, G): ``(dxs (B, T, F), dW_x, db)``.
+def _project_backward(ws, W_x, dz, input_grad):
+    """Gradients of the projection from dz (T, B, G): ``(dxs (B, T, F) or None, dW_x, db)``.
 
     ``[dW_x; db] = [x, 1]^T dz`` is one matmul, ``dx = dz W_x^T`` another.
     """
     x_tm, dx_tm = ws["x_tm"], ws["dx_tm"]
     dz = dz.reshape(-1, dz.shape[2])
-    np.matmul(dz, W_x.T, out=dx_tm)
-    dxs = np.ascontiguousarray(dx_tm.reshape(x_tm.shape[:2] + (-1,)).transpose(1, 0, 2))
+    dxs = None
+    if input_grad:
+        np.matmul(dz, W_x.T, out=dx_tm)
+        dxs = np.ascontiguousarray(dx_tm.reshape(x_tm.shape[:2] + (-1,)).transpose(1, 0, 2))
     dw_aug = x_tm.reshape(-1, x_tm.shape[2]).T @ dz
     return dxs, dw_aug[:-1], dw_aug[-1]
 
@@ -313,7 +317,7 @@ def _outputs(hs):
     return np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
 
 
-def rnn_sequence(params, h0, xs):
+def rnn_sequence(params, h0, xs, input_grad=True):
     """``scan(rnn_step, params, h0, xs)``, fused: xs (B, T, F), h0 (B, H) -> ys (B, T, H)."""
     W_x, W_h = params["W_x"], params["W_h"]
     check_sequence(xs, params, [np.shape(h0)])
@@ -339,13 +343,13 @@ def rnn_sequence(params, h0, xs):
             np.subtract(1, slope, out=slope)
             np.multiply(dh, slope, out=dz[t])
             np.matmul(dz[t], W_hT, out=dh)
-        dxs, dwx, db = _project_backward(ws, W_x, dz)
+        dxs, dwx, db = _project_backward(ws, W_x, dz, input_grad)
         return {"W_x": dwx, "W_h": _recurrent_weight_grad(hs, dz), "b": db}, dh, dxs
 
     return (_outputs(hs), hs[-1].copy()), _recycle(backward, key, ws)
 
 
-def lstm_sequence(params, carry, xs):
+def lstm_sequence(params, carry, xs, input_grad=True):
     """``scan(lstm_step, params, (h0, c0), xs)``, fused: xs (B, T, F) -> ys (B, T, H), (h, c)."""
     W_x, W_h = params["W_x"], params["W_h"]
     h0, c0 = carry
@@ -364,7 +368,7 @@ def lstm_sequence(params, carry, xs):
         dh_T, dc_T = (None, None) if dcarry is None else dcarry
         dh, dc = _grad_or_zeros(dh_T, ws["hs"][0]), _grad_or_zeros(dc_T, ws["cs"][0])
         _lstm_backward_steps(ws, W_h, _time_major(dys), dh, dc)
-        dxs, dwx, db = _project_backward(ws, W_x, ws["dz"])
+        dxs, dwx, db = _project_backward(ws, W_x, ws["dz"], input_grad)
         dwh = _recurrent_weight_grad(ws["hs"], ws["dz"])
         return {"W_x": dwx, "W_h": dwh, "b": db}, (dh, dc), dxs
 
@@ -424,7 +428,7 @@ def _lstm_backward_steps(ws, W_h, dys_tm, dh, dc):
         np.matmul(dz[t], W_hT, out=dh)
 
 
-def gru_sequence(params, h0, xs):
+def gru_sequence(params, h0, xs, input_grad=True):
     """``scan(gru_step, params, h0, xs)``, fused: xs (B, T, F), h0 (B, H) -> ys (B, T, H)."""
     W_x, W_h = params["W_x"], params["W_h"]
     check_sequence(xs, params, [np.shape(h0)])
@@ -445,7 +449,7 @@ def gru_sequence(params, h0, xs):
         dwh = _recurrent_weight_grad(ws["hs"], du)
         dbh = du.reshape(-1, 3 * m).sum(axis=0)
         du[:, :, 2 * m:] = ws["da_n"]                   # du becomes da (only the n part differs)
-        dxs, dwx, db = _project_backward(ws, W_x, du)
+        dxs, dwx, db = _project_backward(ws, W_x, du, input_grad)
         return {"W_x": dwx, "W_h": dwh, "b": db, "b_h": dbh}, dh, dxs
 
     return (_outputs(ws["hs"]), ws["hs"][-1].copy()), _recycle(backward, key, ws)
