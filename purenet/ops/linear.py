@@ -14,13 +14,14 @@ def matmul(x, w, input_grad=True):
     if x.shape[-1] != w.shape[0]:
         raise ShapeError(f"matmul: input has {x.shape[-1]} features (shape {x.shape}), "
                          f"weights expect {w.shape[0]} (shape {w.shape})")
-    y = x @ w
+    x2 = x.reshape(-1, x.shape[-1])           # leading axes folded: one 2-D BLAS call
+    y = (x2 @ w).reshape(x.shape[:-1] + (w.shape[1],))
 
     def backward(g):
         # y = x W  =>  dx = g W^T,  dW = x^T g (summed over every leading axis)
-        dx = g @ w.T if input_grad else None
-        dw = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
-        return dx, dw
+        g2 = g.reshape(-1, g.shape[-1])
+        dx = (g2 @ w.T).reshape(x.shape) if input_grad else None
+        return dx, x2.T @ g2
 
     return y, backward
 
