@@ -10,26 +10,24 @@ ratio purenet / PyTorch.
     python bench/bench_cnn_epoch.py [--samples 10000] [--threads N]
 """
 import argparse
-import os
 import time
 
 EPOCH = 55000
+
+
+import blas_threads
+
+THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
+
+import numpy as np  # noqa: E402
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=THREADS)
     return parser.parse_args()
-
-
-if __name__ == "__main__":
-    ARGS = parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)      # before NumPy loads its BLAS
-
-import numpy as np  # noqa: E402
 
 
 def purenet_epoch(x, y, batch_size):
@@ -85,4 +83,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(ARGS)
+    main(parse_args())

@@ -17,23 +17,12 @@ round, so a busy machine slows both alike.
 that other jobs share.
 """
 import argparse
-import os
 import time
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5, help="runs per round")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    return parser.parse_args()
+import blas_threads
 
-
-if __name__ == "__main__":
-    ARGS = parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)      # before NumPy loads its BLAS
+THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402
 
@@ -150,6 +139,15 @@ def pool_case(batch, rng):
     return "maxpool 2x2 32@28x28", ours, lambda t: torch_pool_step(t, x, g)
 
 
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="runs per round")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=THREADS)
+    return parser.parse_args()
+
+
 def main(args):
     import torch
     torch.set_num_threads(args.threads)
@@ -169,4 +167,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(ARGS)
+    main(parse_args())

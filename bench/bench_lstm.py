@@ -16,19 +16,9 @@ import sys
 import time
 
 
-def _threads_from_argv(argv):
-    """The --threads value, read before NumPy is imported: OpenBLAS fixes its thread
-    count at import, and without threadpoolctl nothing can change it afterwards."""
-    for i, arg in enumerate(argv):
-        if arg.startswith("--threads="):
-            return arg.split("=", 1)[1]
-        if arg == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-    return str(os.cpu_count())
+import blas_threads
 
-
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _threads_from_argv(sys.argv[1:])
+THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402  (after the thread settings)
 
@@ -121,7 +111,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--profile", action="store_true", help="profile purenet's step instead")
     args = parser.parse_args()
     limit_threads(args.threads)

@@ -7,10 +7,13 @@ ratio purenet / PyTorch (below 1.0 means purenet is faster).
     python bench/bench_mlp.py [--epochs 3] [--samples 60000] [--threads N]
 """
 import argparse
-import os
 import time
 
-import numpy as np
+import blas_threads
+
+THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
+
+import numpy as np  # noqa: E402
 
 
 def make_data(samples, seed=0):
@@ -65,15 +68,10 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=THREADS)
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:
-        pass
     x, y = make_data(args.samples)
     # alternate so neither framework always runs on a warmer machine
     t_torch = torch_epochs(x, y, args.epochs, args.batch_size)
