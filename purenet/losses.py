@@ -57,30 +57,39 @@ def _class_targets(logits, labels):
 
 
 @primitive
-def softmax_cross_entropy(logits, target):
+def softmax_cross_entropy(logits, target, *, label_smoothing=0.0):
     """Cross-entropy of softmax(logits) against integer labels or one-hot/probability rows.
 
     logits: (..., classes); target: (...) ints or (..., classes) floats.
     Computed as logsumexp(z) - z_label, never log(softmax) with clipping.
+    ``label_smoothing`` ε trains against (1 - ε) target + ε / classes, which keeps
+    the logits from growing without bound on separable data.
     """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError(f"softmax_cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
     target = _class_targets(logits, target)
     logp = _log_softmax(logits)
     n_classes = logits.shape[-1]
     count = logp.size // n_classes
     one_hot = target.shape == logits.shape
+    keep, spread = 1.0 - label_smoothing, label_smoothing / n_classes
     if one_hot:
-        loss = -np.sum(target * logp) / count
+        loss = -keep * np.sum(target * logp) / count
     else:
         rows, cols = np.arange(count), target.ravel()
-        loss = -np.sum(logp.reshape(count, n_classes)[rows, cols]) / count
+        loss = -keep * np.sum(logp.reshape(count, n_classes)[rows, cols]) / count
+    if label_smoothing:
+        loss -= spread * np.sum(logp) / count
 
     def backward(g):
-        # d/dz [logsumexp(z) - <t, z>] = softmax(z) - t
+        # d/dz [logsumexp(z) - <t', z>] = softmax(z) - t',  t' = keep t + spread (rows of t sum to 1)
         grad = np.exp(logp)
         if one_hot:
-            grad -= target
+            grad -= keep * target
         else:
-            grad.reshape(count, n_classes)[rows, cols] -= 1
+            grad.reshape(count, n_classes)[rows, cols] -= keep
+        if label_smoothing:
+            grad -= spread
         grad *= g / count
         return grad, None
 

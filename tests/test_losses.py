@@ -50,6 +50,35 @@ def test_softmax_cross_entropy_gradient_matches_its_loss_with_soft_targets():
     check_grads(losses.softmax_cross_entropy, logits, soft)
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 6)])
+def test_label_smoothing_is_cross_entropy_against_smoothed_targets(shape):
+    eps = 0.2
+    logits = rng.standard_normal(shape) * 2
+    labels = rng.integers(0, shape[-1], shape[:-1])
+    smoothed = np.eye(shape[-1])[labels] * (1 - eps) + eps / shape[-1]
+    smooth = losses.softmax_cross_entropy.bind(label_smoothing=eps)
+    expected = losses.softmax_cross_entropy(logits, smoothed)
+    assert smooth(logits, labels) == pytest.approx(expected)
+    assert smooth(logits, np.eye(shape[-1])[labels]) == pytest.approx(expected)
+    check_grads(smooth, logits, labels)
+    check_grads(smooth, logits, np.eye(shape[-1])[labels])
+
+
+def test_label_smoothing_agrees_with_torch():
+    torch = pytest.importorskip("torch")
+    logits, labels = rng.standard_normal((8, 5)), rng.integers(0, 5, 8)
+    ours = losses.softmax_cross_entropy(logits, labels, label_smoothing=0.1)
+    theirs = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels),
+                                               label_smoothing=0.1)
+    assert ours == pytest.approx(theirs.item(), rel=1e-10)
+
+
+def test_label_smoothing_out_of_range_and_bound_name():
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        losses.softmax_cross_entropy(rng.standard_normal((2, 3)), np.array([0, 1]), label_smoothing=1.0)
+    assert "label_smoothing=0.1" in repr(losses.softmax_cross_entropy.bind(label_smoothing=0.1))
+
+
 def test_class_label_out_of_range_is_a_clear_error():
     with pytest.raises(DataError, match="label 5 is out of range for 3 classes"):
         losses.softmax_cross_entropy(rng.standard_normal((2, 3)), np.array([0, 5]))

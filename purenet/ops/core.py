@@ -87,6 +87,12 @@ class Primitive:
 
         return out, checked_backward
 
+    def bind(self, **settings):
+        """This primitive with some settings fixed: ``loss.bind(label_smoothing=0.1)``."""
+        bound = functools.partial(self.fn, **settings)
+        shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        return Primitive(functools.update_wrapper(bound, self.fn), f"{self.name}({shown})")
+
     def __repr__(self):
         return f"<primitive {self.name}>"
 
