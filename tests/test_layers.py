@@ -177,3 +177,39 @@ def test_first_layer_skips_the_input_gradient_only_when_asked():
         for name in params:
             for p in params[name]:
                 np.testing.assert_array_equal(dp_full[name][p], dp_lean[name][p])
+
+
+def test_residual_adds_its_input_and_checks_gradients():
+    from purenet.layers import BatchNorm, Conv2D, residual
+    block = residual(Conv2D(3, 3, padding="same"), BatchNorm(), Activation("tanh"),
+                     Conv2D(3, 3, padding="same"))
+    model = serial(Conv2D(3, 3, padding="same"), block, residual(Dropout(0.3)), Flatten(), Dense(2))
+    x = rng.standard_normal((4, 2, 5, 6))
+    _, params, state = model.init(key(0), x.shape[1:], np.float64)
+    assert list(params["residual_1"]) == ["conv2d_0", "batchnorm_1", "tanh_2", "conv2d_3"]
+    h = rng.standard_normal((4, 3, 5, 6))
+    inner = serial(*block.children)(params["residual_1"], h, state["residual_1"])
+    np.testing.assert_allclose(block(params["residual_1"], h, state["residual_1"]), h + inner)
+    check_layer_grads(model, params, x, state, train=True, key=key(1))
+    check_layer_grads(block, params["residual_1"], h, state["residual_1"], train=True)
+
+
+def test_residual_that_changes_the_shape_is_a_clear_error():
+    from purenet.layers import residual
+    with pytest.raises(ShapeError, match=r"residual.*\(5,\) to \(4,\)"):
+        serial(Dense(5), residual(Dense(4))).init(key(0), (3,))
+
+
+def test_residual_saves_loads_and_summarises(tmp_path):
+    from purenet.io import load_model, save_model
+    from purenet.layers import residual
+    from purenet.summary import summary
+    model = serial(Dense(4, "relu"), residual(Dense(4, "tanh"), Dense(4)), Dense(2))
+    _, params, state = model.init(key(0), (3,))
+    path = tmp_path / "res.npz"
+    save_model(path, model, params, state, in_shape=(3,))
+    loaded, p2, s2, _ = load_model(path)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(p2, x, s2), model(params, x, state))
+    table = summary(model, (3,), params)
+    assert "residual_1" in table and "  dense_0" in table and "  dense_1" in table

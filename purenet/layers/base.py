@@ -1,4 +1,4 @@
-"""The layer protocol and the ``serial`` combinator.
+"""The layer protocol and the combinators ``serial`` and ``residual``.
 
 A layer is a pure (init, apply) pair with a slot for state:
 
@@ -167,3 +167,33 @@ def serial(*layers):
         return x, new_state, backward
 
     return Layer("serial", init, apply, children=layers)
+
+
+@layer_constructor
+def residual(*layers):
+    """A skip connection: ``residual(f, g)(x) == x + g(f(x))``.
+
+    The stack must give back its input's shape (a ShapeError at ``init`` says
+    otherwise). Params and state are those of ``serial(*layers)``.
+    """
+    body = serial(*layers)
+
+    def init(key, in_shape, dtype):
+        out_shape, params, state = body.init(key, in_shape, dtype)
+        if tuple(out_shape) != tuple(in_shape):
+            raise ShapeError(f"residual: the stack maps shape {tuple(in_shape)} to {tuple(out_shape)}; "
+                             "it must keep the shape to be added to its input")
+        return out_shape, params, state
+
+    def apply(params, state, x, train, key, input_grad):
+        y, new_state, back = body.apply(params, state, x, train=train, key=key,
+                                        input_grad=input_grad)
+
+        def backward(g):
+            # y = x + f(x)  =>  dx = g + J_f^T g
+            dparams, dx = back(g)
+            return dparams, (g + dx) if input_grad else None
+
+        return x + y, new_state, backward
+
+    return Layer("residual", init, apply, children=body.children)
