@@ -132,7 +132,7 @@ def test_csv_logger_writes_every_epoch(tmp_path):
     with path.open() as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
-    assert set(rows[0]) == {"epoch", "loss", "val_loss", "seconds"}
+    assert set(rows[0]) == {"epoch", "loss", "val_loss", "seconds", "lr"}
     assert rows[0]["val_loss"] == "" and float(rows[1]["val_loss"]) > 0
 
 

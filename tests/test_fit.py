@@ -78,8 +78,23 @@ def test_loss_by_name_or_primitive_agree():
 def test_logs_use_keras_names():
     result = train(validation_split=0.25, metrics=["mae", "r2"])
     logs = result.history.logs[-1]
-    assert set(logs) == {"epoch", "loss", "val_loss", "val_mae", "val_r2", "seconds"}
+    assert set(logs) == {"epoch", "loss", "val_loss", "val_mae", "val_r2", "seconds", "lr"}
     assert result.history.stop_reason is None
+
+
+def test_logs_the_learning_rate_of_each_epochs_first_update():
+    from purenet.optim import adam, schedules
+    from purenet.optim.transforms import GradientTransformation
+    model, params = mlp()
+    x, y = problem()                       # 64 examples: 8 steps of 8 per epoch
+    schedule = schedules.exponential_decay(0.1, 0.0125, 24)   # halves every 8 steps
+    history = fit(model, params, "mse", adam(schedule, clip_norm=1.0), x, y, epochs=3,
+                  batch_size=8, progress=False).history.history
+    assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
+    bare = sgd(0.1)
+    silent = GradientTransformation(bare.init, bare.update)          # reports no rate
+    logs = fit(model, params, "mse", silent, x, y, epochs=1, progress=False).history.logs[-1]
+    assert "lr" not in logs
 
 
 def test_validation_split_is_held_out_training_data_and_deterministic():

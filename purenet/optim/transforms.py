@@ -10,7 +10,7 @@
 """Gradient transformations: small pure steps, chained into optimizers."""
 import math
 import numbers
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -20,9 +20,11 @@ from .schedules import as_schedule
 
 
 class GradientTransformation(NamedTuple):
-    """``init(params) -> state`` and ``update(grads, state, params=None) -> (updates, state)``."""
+    """``init(params) -> state`` and ``update(grads, state, params=None) -> (updates, state)``;
+    ``learning_rate(state)``, when given, reads the rate the next update will use (for logs)."""
     init: Callable
     update: Callable
+    learning_rate: Optional[Callable] = None
 
 
 def apply_updates(params, updates):
@@ -53,7 +55,11 @@ def chain(*transforms):
             grads, s = t.update(grads, s, params)
             new_state.append(s)
         return grads, new_state
-    return GradientTransformation(init, update)
+
+    def learning_rate(state):
+        return next((t.learning_rate(s) for t, s in zip(transforms, state)
+                     if t.learning_rate is not None), None)
+    return GradientTransformation(init, update, learning_rate)
 
 
 def scale_by_learning_rate(learning_rate):
@@ -71,7 +77,8 @@ def scale_by_learning_rate(learning_rate):
         count = int(state["count"])
         neg_lr = -float(schedule(count))
         return tree_map(lambda g: neg_lr * g, grads), {"count": np.array(count + 1, dtype=np.int64)}
-    return GradientTransformation(lambda params: {"count": _zero_count()}, update)
+    return GradientTransformation(lambda params: {"count": _zero_count()}, update,
+                                  lambda state: float(schedule(int(state["count"]))))
 
 
 def trace(decay, *, nesterov=False):

@@ -17,7 +17,9 @@ Contract:
   training data (never anything else), every ``eval_every`` epochs and at the
   last epoch. Metrics are computed on the validation set.
 * Each epoch logs ``epoch`` (0-based), ``loss`` (mean over the epoch's
-  examples), ``val_loss`` and ``val_<metric>`` when evaluated, and ``seconds``.
+  examples), ``val_loss`` and ``val_<metric>`` when evaluated, ``seconds``,
+  and ``lr``, the learning rate of the epoch's first update, when the
+  optimizer reports one (every built-in optimizer does).
 * A NaN or inf training loss stops training with a ``RuntimeWarning`` and
   ``history.stop_reason``; the params returned are those of the best
   validation loss so far, else those of the last completed epoch (else the
@@ -272,10 +274,17 @@ def _call(callbacks, hook, *args):
         getattr(cb, hook)(*args)
 
 
-def _end_of_epoch(setup, run, best, epoch, started, outcome):
+def _learning_rate(optimizer, opt_state):
+    """``{"lr": rate}`` for the next update, or nothing when the optimizer does not say."""
+    read = getattr(optimizer, "learning_rate", None)
+    rate = read(opt_state) if read is not None else None
+    return {} if rate is None else {"lr": rate}
+
+
+def _end_of_epoch(setup, run, best, epoch, started, outcome, rate):
     """Record a completed epoch: run trees, validation, logs, bests."""
     run.params, run.state, run.opt_state, mean_loss = outcome
-    logs = {"epoch": epoch, "loss": mean_loss}
+    logs = {"epoch": epoch, "loss": mean_loss, **rate}
     if setup.val is not None and ((epoch + 1) % setup.eval_every == 0
                                   or epoch == setup.epochs - 1):
         logs.update(_validate(setup, run))
@@ -290,14 +299,14 @@ def _train(setup, run, best, start, initial):
     for epoch in range(start, setup.epochs):
         run.epoch = epoch
         _call(setup.callbacks, "on_epoch_begin", epoch, run)
-        started = time.perf_counter()
+        started, rate = time.perf_counter(), _learning_rate(setup.optimizer, run.opt_state)
         bar = progress_bar(setup.progress, len(setup.x), epoch, setup.epochs)
         outcome = _run_epoch(setup, run, epoch, bar, batch_hooks)
         if isinstance(outcome, _NonFinite):
             bar.close({})
             _stop_on_nonfinite(run, best, outcome, epoch, initial)
             return
-        logs, improved = _end_of_epoch(setup, run, best, epoch, started, outcome)
+        logs, improved = _end_of_epoch(setup, run, best, epoch, started, outcome, rate)
         bar.close(logs)
         _call(setup.callbacks, "on_epoch_end", epoch, logs, run)
         if run.stop_training and not run.stop_reason:
