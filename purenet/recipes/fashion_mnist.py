@@ -5,7 +5,6 @@ std (saved with the model, so ``evaluate`` and ``predict`` preprocess alike);
 5,000 training images are held out for validation; the test set is scored
 once, at the end.
 """
-import argparse
 import time
 from typing import Callable, NamedTuple
 
@@ -63,7 +62,6 @@ class Recipe(NamedTuple):
     optimizer: Callable             # (steps_per_epoch, epochs) -> optimizer
     epochs: int
     batch_size: int
-    augment: bool = False           # train on shift_and_flip() unless told otherwise
     label_smoothing: float = 0.0
 
 
@@ -104,20 +102,13 @@ def load_data(directory):
     return (x_tr, y_tr), (x_val, y_val), (x_te, y_te), stats
 
 
-def _augment(args, recipe):
-    """The recipe's augmentation unless ``--augment``/``--no-augment`` says otherwise."""
-    use = recipe.augment if args.augment is None else args.augment
-    return shift_and_flip() if use else None
-
-
 def add_arguments(parser):
     parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
     parser.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="train on random shifts (up to 1 pixel) and left-right flips "
-                             "(default: off)")
+    parser.add_argument("--augment", action="store_true",
+                        help="train on random shifts (up to 1 pixel) and left-right flips")
     parser.add_argument("--data-dir", default=None,
                         help="a directory of MNIST-format IDX files (default: Fashion-MNIST)")
 
@@ -129,9 +120,9 @@ def run(args):
     model = recipe.build()
     _, params, state = model.init(key(args.seed), train[0].shape[1:])
     steps_per_epoch = -(-len(train[0]) // batch_size)
-    augment = _augment(args, recipe)
-    start = time.perf_counter()
+    augment = shift_and_flip() if args.augment else None
     loss = softmax_cross_entropy.bind(label_smoothing=recipe.label_smoothing)
+    start = time.perf_counter()
     result = fit(model, params, loss, recipe.optimizer(steps_per_epoch, epochs),
                  *train, state=state, epochs=epochs, batch_size=batch_size, seed=args.seed,
                  validation_data=val, metrics=["accuracy"], augment=augment,
