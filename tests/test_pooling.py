@@ -150,3 +150,10 @@ def test_bad_pooling_settings_and_inputs():
         max_pool2d(np.zeros((4, 4)), pool_size=2)
     with pytest.raises(ShapeError, match="maxpool1d.*batch, channels, width"):
         MaxPool1D(2).apply({}, {}, np.zeros((1, 2, 3, 4)))
+
+
+def test_max_pooling_commutes_with_relu():
+    # the cnn recipe pools before its ReLU; both are monotone, so the order does not change values
+    from purenet.ops.activations import relu
+    x = np.random.default_rng(7).standard_normal((3, 4, 8, 6)).astype(np.float32)
+    np.testing.assert_array_equal(max_pool2d(relu(x), pool_size=2), relu(max_pool2d(x, pool_size=2)))
