@@ -2,7 +2,9 @@
 
 The layout is the architecture, bottom to top:
 
-    ops/          primitives: forward + hand-derived backward in one function
+    ops/          primitives: forward + hand-derived backward in one function;
+                  the engine that records them (ops/core.py)
+    autodiff      grad, value_and_grad, vjp of any function of primitives
     layers/       (init, apply) pairs built from primitives; ``serial``
     losses, initializers, metrics
     optim/        optax-style gradient transformations and schedules
@@ -16,6 +18,7 @@ Everything a model needs is imported here; only NumPy is required.
 __version__ = "0.1.0"
 
 from . import data, initializers, layers, losses, metrics, ops, optim, random, tree
+from .autodiff import grad, stop_gradient, value_and_grad, vjp
 from .io import load_model, save_model
 from .layers import *  # noqa: F401,F403  (layer constructors and serial)
 from .ops import Primitive, primitive

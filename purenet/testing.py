@@ -1,4 +1,4 @@
-"""Gradient checking: compare hand-derived backward passes with central differences.
+"""Gradient checking: compare gradients from the engine with central differences.
 
 The check is the dot-product test: for a random output cotangent ``u`` and a
 random input direction ``v``, the backward pass must satisfy
@@ -10,6 +10,7 @@ catches every error the full Jacobian would (for generic u and v). Use float64.
 """
 import numpy as np
 
+from .autodiff import vjp
 from .tree import tree_leaves, tree_map, tree_vdot
 
 
@@ -57,32 +58,34 @@ def _replace(args, i, value):
     return args[:i] + (value,) + args[i + 1:]
 
 
-def check_grads(prim, *args, **options):
-    """Gradient-check a primitive (or anything with ``.vjp``) at ``args``.
+def check_grads(fn, *args, **options):
+    """Gradient-check any function of primitives (a primitive itself, a composed
+    function, a loss of a model) at ``args``, through ``purenet.vjp``:
 
         check_grads(purenet.ops.tanh, np.random.randn(4, 3))
+        check_grads(lambda W, x: purenet.ops.sum(purenet.ops.tanh(x @ W)), W, x)
     """
-    check_vjp(prim.vjp, *args, name=getattr(prim, "name", repr(prim)), **options)
+    name = getattr(fn, "name", getattr(fn, "__name__", repr(fn)))
+    check_vjp(lambda *a: vjp(fn, *a), *args, name=name, **options)
 
 
 def check_layer_grads(layer, params, x, state=None, *, train=False, key=None, **options):
     """Gradient-check a layer with respect to its params and its input."""
     state = {} if state is None else state
 
-    def vjp_fn(p, inputs):
-        y, _, backward = layer.apply(p, state, inputs, train=train, key=key)
-        return y, backward
+    def output(p, inputs):
+        return layer.apply(p, state, inputs, train=train, key=key)[0]
 
-    check_vjp(vjp_fn, params, x, name=f"layer '{layer.name}'", **options)
+    check_vjp(lambda p, inputs: vjp(output, p, inputs), params, x,
+              name=f"layer '{layer.name}'", **options)
 
 
 def check_model_grads(model, loss, params, x, y, state=None, *, train=True, key=None, **options):
     """Gradient-check ``loss(model(params, x), y)`` with respect to params."""
-    from .train.step import loss_and_grads
-    state = {} if state is None else state
+    from .losses import get
+    state, loss = ({} if state is None else state), get(loss)
 
-    def vjp_fn(p):
-        value, grads, _ = loss_and_grads(model, loss, p, state, x, y, key=key, train=train)
-        return np.asarray(value), lambda u: (tree_map(lambda g: g * float(u), grads),)
+    def objective(p):
+        return loss(model.apply(p, state, x, train=train, key=key)[0], y)
 
-    check_vjp(vjp_fn, params, name=f"model '{model.name}' + loss", **options)
+    check_vjp(lambda p: vjp(objective, p), params, name=f"model '{model.name}' + loss", **options)

@@ -3,31 +3,33 @@
 A layer is a pure (init, apply) pair with a slot for state:
 
     init(key, in_shape, dtype) -> (out_shape, params, state)
-    apply(params, state, x, train, key, input_grad) -> (y, new_state, backward)
-    backward(dy) -> (dparams, dx)
+    apply(params, state, x, *, train=False, key=None) -> (y, new_state)
+
+``apply`` is a plain function of primitives: it returns no backward pass, since
+``purenet.grad`` differentiates it (see ``purenet.autodiff``). A layer needs no
+gradient code of its own, and a first dense or convolutional layer skips its
+input-gradient matmul because the engine sees that its input is data.
 
 Shapes exclude the batch axis: a dense layer on 13 features has
 ``in_shape == (13,)``. ``params`` and ``state`` are plain trees (dicts of
 arrays); ``state`` holds what changes without gradients (batch-norm running
 statistics). ``key`` is an explicit random key (see ``purenet.random``), used
 by layers such as dropout; ``train`` switches training behaviour.
-``input_grad=False`` says nobody needs ``dx`` (the network's first layer, whose
-input is data): a layer may then skip computing it and return ``None``, which
-saves a whole matrix product in a dense or convolutional first layer.
 
 ``Layer`` bundles the two functions with a name and the constructor call that
 built it (``config``), so a saved model can be rebuilt without pickle. Layer
 constructors are CamelCase (``Dense``) and are registered with
-``@layer_constructor``; combinators are snake_case (``serial``).
+``@layer_constructor``, which also gives every one a ``name=`` argument: a
+named layer's params sit under its name in ``serial``. Combinators are
+snake_case (``serial``).
 """
 import functools
 import inspect
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from ..random import split
-from ..tree import tree_flatten_with_paths
 
 LAYER_TYPES = {}
 
@@ -38,37 +40,30 @@ class Layer:
     def __init__(self, kind, init_fn, apply_fn, children=(), config=None, name=None):
         self.kind = kind              # e.g. "dense"
         self.name = name or kind      # e.g. "dense_2" once placed in a serial
+        self.named = name is not None     # a name the user chose, kept by serial
         self.init_fn = init_fn
-        self.apply_fn = apply_fn
+        self.apply_fn = apply_fn      # (params, state, x, train, key) -> (y, new_state)
         self.children = tuple(children)   # sub-layers of a combinator, for summaries
         self.config = config              # {"type": constructor, "args": {...}}
 
     def renamed(self, name):
-        return Layer(self.kind, self.init_fn, self.apply_fn, self.children, self.config, name)
+        layer = Layer(self.kind, self.init_fn, self.apply_fn, self.children, self.config, name)
+        layer.named = self.named
+        return layer
 
     def init(self, key, in_shape, dtype=np.float32):
         """``(out_shape, params, state)`` for inputs of shape ``(batch, *in_shape)``."""
         with self._named_errors():
             return self.init_fn(key, tuple(in_shape), np.dtype(dtype))
 
-    def apply(self, params, state, x, *, train=False, key=None, input_grad=True):
-        """``(y, new_state, backward)``; ``backward(dy) -> (dparams, dx)`` is shape-checked
-        (``dx`` may be ``None`` when ``input_grad`` is False)."""
+    def apply(self, params, state, x, *, train=False, key=None):
+        """``(y, new_state)``: the output and the state after this call."""
         with self._named_errors():
-            y, new_state, backward = self.apply_fn(params, state, x, train, key, input_grad)
-        return y, new_state, self._checked(backward, params, x)
+            return self.apply_fn(params, state, x, train, key)
 
     def __call__(self, params, x, state=None):
         """Inference: the output only."""
         return self.apply(params, {} if state is None else state, x)[0]
-
-    def _checked(self, backward, params, x):
-        def checked_backward(dy):
-            with self._named_errors():
-                dparams, dx = backward(dy)
-            _check_grad_shapes(self.name, params, dparams, x, dx)
-            return dparams, dx
-        return checked_backward
 
     def _named_errors(self):
         return _Prefix(self.name)
@@ -92,36 +87,24 @@ class _Prefix:
         return False
 
 
-def _check_grad_shapes(name, params, dparams, x, dx):
-    if dx is not None and np.shape(dx) != np.shape(x):  # None: input gradient not asked for
-        raise ShapeError(f"layer '{name}': input gradient has shape {np.shape(dx)}, "
-                         f"input has shape {np.shape(x)}")
-    if not _same_shapes(params, dparams):
-        expected = [(p, np.shape(a)) for p, a in tree_flatten_with_paths(params)]
-        got = [(p, np.shape(a)) for p, a in tree_flatten_with_paths(dparams)]
-        raise ShapeError(f"layer '{name}': parameter gradients {got} do not match params {expected}")
-
-
-def _same_shapes(a, b):
-    """True when two trees have the same containers, keys and leaf shapes (a fast walk)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_shapes(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return (isinstance(b, (list, tuple)) and len(a) == len(b)
-                and all(_same_shapes(u, v) for u, v in zip(a, b)))
-    return np.shape(a) == np.shape(b)
-
-
 def layer_constructor(fn):
-    """Register a layer constructor and record each call's arguments as ``config``."""
+    """Register a layer constructor, give it a ``name=`` argument, and record each
+    call's arguments as ``config``."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
-    def build(*args, **kwargs):
+    def build(*args, name=None, **kwargs):
         layer = fn(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         layer.config = {"type": fn.__name__, "args": dict(bound.arguments)}
+        if name is not None:
+            if not isinstance(name, str) or not name or "/" in name:
+                raise ConfigError(f"{fn.__name__}: name must be a non-empty string without '/', "
+                                  f"got {name!r}")
+            layer = layer.renamed(name)
+            layer.named = True
+            layer.config["args"]["name"] = name
         return layer
 
     LAYER_TYPES[fn.__name__] = build
@@ -129,14 +112,22 @@ def layer_constructor(fn):
 
 
 def _unique_names(layers):
-    return [f"{layer.kind}_{i}" for i, layer in enumerate(layers)]
+    """Each layer's key in a serial: its own name if it was given one, else ``kind_i``."""
+    names = [layer.name if layer.named else f"{layer.kind}_{i}" for i, layer in enumerate(layers)]
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise ConfigError(f"serial: two layers are named '{n}'; names must be unique")
+        seen.add(n)
+    return names
 
 
 @layer_constructor
 def serial(*layers):
     """Compose layers in order: ``serial(f, g)(x) == g(f(x))``.
 
-    Params and state are dicts keyed ``"<kind>_<position>"`` (``dense_0``, ...).
+    Params and state are dicts keyed by each layer's ``name=`` when it was given
+    one, else ``"<kind>_<position>"`` (``dense_0``, ...); keys must be unique.
     """
     if not layers:
         raise ValueError("serial() needs at least one layer")
@@ -149,22 +140,13 @@ def serial(*layers):
             shape, params[layer.name], state[layer.name] = layer.init(k, shape, dtype)
         return shape, params, state
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         keys = split(key, len(layers)) if key is not None else [None] * len(layers)
-        new_state, backwards = {}, []
-        for i, (layer, k) in enumerate(zip(layers, keys)):
-            x, new_state[layer.name], back = layer.apply(
-                params[layer.name], state.get(layer.name, {}), x, train=train, key=k,
-                input_grad=input_grad or i > 0)
-            backwards.append(back)
-
-        def backward(g):
-            grads = {}
-            for layer, back in zip(reversed(layers), reversed(backwards)):
-                grads[layer.name], g = back(g)
-            return {layer.name: grads[layer.name] for layer in layers}, g
-
-        return x, new_state, backward
+        new_state = {}
+        for layer, k in zip(layers, keys):
+            x, new_state[layer.name] = layer.apply(params[layer.name], state.get(layer.name, {}),
+                                                   x, train=train, key=k)
+        return x, new_state
 
     return Layer("serial", init, apply, children=layers)
 
@@ -185,15 +167,8 @@ def residual(*layers):
                              "it must keep the shape to be added to its input")
         return out_shape, params, state
 
-    def apply(params, state, x, train, key, input_grad):
-        y, new_state, back = body.apply(params, state, x, train=train, key=key,
-                                        input_grad=input_grad)
-
-        def backward(g):
-            # y = x + f(x)  =>  dx = g + J_f^T g
-            dparams, dx = back(g)
-            return dparams, (g + dx) if input_grad else None
-
-        return x + y, new_state, backward
+    def apply(params, state, x, train, key):
+        y, new_state = body.apply(params, state, x, train=train, key=key)
+        return x + y, new_state
 
     return Layer("residual", init, apply, children=body.children)

@@ -9,11 +9,6 @@ from ..random import generator, split
 from .base import Layer, layer_constructor
 
 
-def _no_params_backward(backward):
-    """Adapt a one-input primitive's backward to the layer protocol."""
-    return lambda g: ({}, backward(g)[0])
-
-
 @layer_constructor
 def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
     """The book's layer: weight multiply, bias add, activation.
@@ -31,24 +26,16 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
         if not in_shape:
             raise ShapeError("Dense needs inputs with at least one feature axis")
         k_w, k_b = split(key)
-        params = {"W": w_init(k_w, (in_shape[-1], units), dtype), "b": b_init(k_b, (units,), dtype)}
+        n_in = in_shape[-1]
+        params = {"W": w_init(k_w, (n_in, units), dtype),
+                  "b": b_init(k_b, (units,), dtype, fan_in=n_in)}
         return in_shape[:-1] + (units,), params, {}
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         n_in = params["W"].shape[0]
         if np.ndim(x) < 2 or x.shape[-1] != n_in:
             raise ShapeError(f"expected input of shape (batch, ..., {n_in}), got {np.shape(x)}")
-        h, back_w = matmul.vjp(x, params["W"], input_grad=input_grad)
-        z, back_b = add_bias.vjp(h, params["b"])
-        y, back_act = act.vjp(z)
-
-        def backward(g):
-            (dz,) = back_act(g)
-            dh, db = back_b(dz)
-            dx, dw = back_w(dh)
-            return {"W": dw, "b": db}, dx
-
-        return y, state, backward
+        return act(add_bias(matmul(x, params["W"]), params["b"])), state
 
     return Layer("dense", init, apply)
 
@@ -58,11 +45,10 @@ def Activation(activation):
     """An activation on its own, by name (``"relu"``) or primitive."""
     act = activations.get(activation)
 
-    def apply(params, state, x, train, key, input_grad):
-        y, back = act.vjp(x)
-        return y, state, _no_params_backward(back)
+    def apply(params, state, x, train, key):
+        return act(x), state
 
-    return Layer(activations.name_of(act) or act.name,
+    return Layer(activations.name_of(act) or getattr(act, "name", act.__name__),
                  lambda key, in_shape, dtype: (in_shape, {}, {}), apply)
 
 
@@ -78,16 +64,13 @@ def Dropout(drop_prob):
         raise ConfigError(f"Dropout: drop_prob must be in [0, 1), got {drop_prob}")
     keep = 1.0 - drop_prob
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         if not train or drop_prob == 0.0:
-            return x, state, lambda g: ({}, g)
+            return x, state
         if key is None:
             raise ValueError("Dropout in training needs a random key: pass key=... to apply/fit")
         mask = generator(key).random(x.shape, dtype=np.float32) < keep
-        scale = np.asarray(1.0 / keep, dtype=x.dtype)
-        mask = mask * scale
-        # y = x * m / keep  =>  dx = g * m / keep
-        return x * mask, state, lambda g: ({}, g * mask)
+        return x * (mask * np.asarray(1.0 / keep, dtype=x.dtype)), state
 
     return Layer("dropout", lambda key, in_shape, dtype: (in_shape, {}, {}), apply)
 
@@ -98,9 +81,8 @@ def Flatten():
     def init(key, in_shape, dtype):
         return (int(np.prod(in_shape)),), {}, {}
 
-    def apply(params, state, x, train, key, input_grad):
-        y, back = flatten.vjp(x)
-        return y, state, _no_params_backward(back)
+    def apply(params, state, x, train, key):
+        return flatten(x), state
 
     return Layer("flatten", init, apply)
 
@@ -115,8 +97,7 @@ def Reshape(shape):
             raise ShapeError(f"Reshape: cannot reshape {in_shape} to {shape}")
         return shape, {}, {}
 
-    def apply(params, state, x, train, key, input_grad):
-        y, back = reshape.vjp(x, (len(x),) + shape)
-        return y, state, lambda g: ({}, back(g)[0])
+    def apply(params, state, x, train, key):
+        return reshape(x, (len(x),) + shape), state
 
     return Layer("reshape", init, apply)

@@ -1,4 +1,4 @@
-"""Primitives: differentiable functions whose backward pass is written by hand.
+"""The engine: primitives, traced values, and the tape that differentiates them.
 
 A primitive is defined by ONE Python function that computes the forward value
 and returns it together with its backward pass (a vector-Jacobian product):
@@ -14,11 +14,30 @@ and returns it together with its backward pass (a vector-Jacobian product):
 ``backward(g)`` receives the gradient of the loss with respect to the output
 and returns one gradient per positional argument (``None`` for an argument
 that is not differentiable, such as integer labels). Keyword arguments are
-settings (an axis, a slope), never differentiated.
+settings (an axis, a slope), never differentiated. A backward may take a
+second argument, ``backward(g, needed)``: ``needed[i]`` says whether argument
+``i`` wants a gradient, so an expensive one nobody asked for (the input
+gradient of a network's first layer) can be skipped and returned as ``None``.
 
-The decorated object is called like the forward (``square(x)`` gives ``y``);
-``square.vjp(x)`` gives ``(y, backward)``. The engine, not each primitive,
-does the generic parts once:
+The output may be one array or a tuple (nested tuples allowed) of arrays, as
+batch norm's ``(y, mean, var)``; then ``g`` has the same structure, with
+``None`` for every output no gradient reached.
+
+What is recorded, and when. Called on plain arrays, a primitive runs its
+forward and nothing else: inference costs what NumPy costs. Inside ``grad``
+(see ``purenet.autodiff``) the arguments being differentiated are wrapped in
+``Traced`` values; a primitive that receives one or more of them unwraps them,
+runs the same forward, and appends a ``Node`` to the trace's tape: its
+backward, which of its arguments were traced (its parents) and their shapes.
+Its outputs come back wrapped, so everything computed from a differentiated
+argument is traced and everything else (data, labels, keys) is not.
+
+How gradients flow. Nodes are appended in the order they run, so the tape in
+reverse is a topological order. The backward pass seeds the output's gradient,
+walks the tape backwards, calls each reached node's backward once with the sum
+of the gradients of its outputs (a value used twice gets both contributions),
+and adds what it returns into the parents. The engine, not each primitive,
+does the generic parts:
 
 * broadcasting: a gradient returned with the OUTPUT's shape for an input that
   was broadcast is summed back to the input's shape (``unbroadcast``);
@@ -29,7 +48,11 @@ import functools
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import PurenetError, ShapeError
+
+
+class TracingError(PurenetError, TypeError):
+    """A traced value was used in a way the engine cannot differentiate."""
 
 
 def unbroadcast(grad, shape):
@@ -43,9 +66,8 @@ def unbroadcast(grad, shape):
     return grad
 
 
-def _fit_grad(name, i, grad, arg, out_shape):
-    """Give ``grad`` the shape of ``arg``, or raise a ShapeError naming the primitive."""
-    arg_shape = np.shape(arg)
+def fit_grad(name, i, grad, arg_shape, out_shape):
+    """Give ``grad`` the shape ``arg_shape``, or raise a ShapeError naming the primitive."""
     grad_shape = np.shape(grad)
     if grad_shape == arg_shape:
         return grad
@@ -57,6 +79,104 @@ def _fit_grad(name, i, grad, arg, out_shape):
     )
 
 
+# --- traced values and the tape ------------------------------------------------
+
+class Trace:
+    """One differentiation in progress: the tape of nodes in the order they ran."""
+
+    __slots__ = ("tape",)
+
+    def __init__(self):
+        self.tape = []
+
+
+ACTIVE = []     # the traces being recorded, innermost last
+
+
+class Node:
+    """One recorded primitive call (or, with ``backward=None``, one traced argument)."""
+
+    __slots__ = ("name", "trace", "backward", "parents", "arg_shapes", "needed", "outputs")
+
+    def __init__(self, name, trace, backward=None, parents=(), arg_shapes=(), needed=(),
+                 outputs=None):
+        self.name = name
+        self.trace = trace
+        self.backward = backward        # g -> gradients, one per positional argument
+        self.parents = parents          # ((argnum, Traced), ...) for the traced arguments
+        self.arg_shapes = arg_shapes    # shapes of every positional argument
+        self.needed = needed            # (bool, ...): which arguments want a gradient
+        self.outputs = outputs          # None: one array output; else the output tree
+
+
+class Traced:
+    """An array being differentiated: its ``value`` and the node (and output index) that made it.
+
+    It behaves like an ndarray under NumPy-like operators (``+ * @ [] .T .sum()``,
+    defined in ``ops.numeric``), each a primitive. It refuses to turn into a plain
+    array silently, since that would drop its gradient: use ``stop_gradient`` for that.
+    """
+
+    __slots__ = ("value", "node", "index")
+    __array_ufunc__ = None          # ndarray (op) Traced -> Traced's reflected operator
+    __hash__ = object.__hash__
+
+    def __init__(self, value, node, index=0):
+        self.value = value
+        self.node = node
+        self.index = index
+
+    shape = property(lambda self: self.value.shape)
+    ndim = property(lambda self: self.value.ndim)
+    dtype = property(lambda self: self.value.dtype)
+    size = property(lambda self: self.value.size)
+
+    def __len__(self):
+        return len(self.value)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TracingError(
+            "a traced value (one being differentiated) cannot become a plain NumPy array: "
+            "use purenet.ops functions and operators on it, or purenet.stop_gradient(x) "
+            "to treat it as a constant")
+
+    def __float__(self):
+        self.__array__()
+
+    def __repr__(self):
+        return f"Traced({self.value!r})"
+
+
+def _unwrap(args):
+    """``(trace, values, parents)`` of a call; ``trace`` None when no argument is traced."""
+    trace, values, parents = None, list(args), []
+    for i, a in enumerate(args):
+        if type(a) is Traced:
+            if a.node.trace is not ACTIVE[-1]:
+                raise TracingError("higher-order gradients (grad of grad, or a value traced by an "
+                                   "outer grad used inside an inner one) are not supported")
+            trace = a.node.trace
+            values[i] = a.value
+            parents.append((i, a))
+    return trace, values, tuple(parents)
+
+
+def _is_float(value):
+    return getattr(value, "dtype", None) is not None and value.dtype.kind in "fc"
+
+
+def _wrap_outputs(out, node):
+    """Wrap the floating-point leaves of a tuple output, numbering them in flatten order."""
+    counter = iter(range(1 << 62))
+
+    def wrap(o):
+        if isinstance(o, tuple):
+            return tuple(wrap(v) for v in o)
+        index = next(counter)
+        return Traced(o, node, index) if _is_float(o) else o
+    return wrap(out)
+
+
 class Primitive:
     """A forward function paired with its hand-derived backward; see the module docstring."""
 
@@ -66,26 +186,28 @@ class Primitive:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **settings):
+        for a in args:
+            if type(a) is Traced:
+                return self._record(args, settings)
         return self.fn(*args, **settings)[0]
 
+    def _record(self, args, settings):
+        trace, values, parents = _unwrap(args)
+        out, backward = self.fn(*values, **settings)
+        needed = tuple(type(a) is Traced for a in args)
+        shapes = tuple(np.shape(v) for v in values)
+        if isinstance(out, tuple):
+            node = Node(self.name, trace, backward, parents, shapes, needed, out)
+            trace.tape.append(node)
+            return _wrap_outputs(out, node)
+        node = Node(self.name, trace, backward, parents, shapes, needed)
+        trace.tape.append(node)
+        return Traced(out, node) if _is_float(out) else out
+
     def vjp(self, *args, **settings):
-        """Forward value and a checked backward: ``(out, backward)``."""
-        out, backward = self.fn(*args, **settings)
-        out_shape = np.shape(out)
-
-        def checked_backward(g):
-            grads = backward(g)
-            if not isinstance(grads, tuple) or len(grads) != len(args):
-                raise ShapeError(
-                    f"primitive '{self.name}': backward must return a tuple of "
-                    f"{len(args)} gradient(s), one per positional argument"
-                )
-            return tuple(
-                None if gr is None else _fit_grad(self.name, i, gr, a, out_shape)
-                for i, (gr, a) in enumerate(zip(grads, args))
-            )
-
-        return out, checked_backward
+        """``(out, pullback)`` at ``args``; see ``purenet.autodiff.vjp``."""
+        from ..autodiff import vjp
+        return vjp(functools.partial(self, **settings) if settings else self, *args)
 
     def bind(self, **settings):
         """This primitive with some settings fixed: ``loss.bind(label_smoothing=0.1)``."""
@@ -102,3 +224,68 @@ def primitive(fn=None, *, name=None):
     if fn is None:
         return lambda f: Primitive(f, name)
     return Primitive(fn, name)
+
+
+# --- the backward pass ---------------------------------------------------------
+
+def _add(total, part):
+    return part if total is None else total + part
+
+
+def _output_grads(node, slots):
+    """The gradient a node's backward receives: one array, or a tree like its output."""
+    if node.outputs is None:
+        return slots[0]
+    counter = iter(range(1 << 62))
+
+    def build(o):
+        return tuple(build(v) for v in o) if isinstance(o, tuple) else slots.get(next(counter))
+    return build(node.outputs)
+
+
+def _call_backward(node, g):
+    backward = node.backward
+    code = getattr(backward, "__code__", None)
+    grads = backward(g, node.needed) if code is not None and code.co_argcount >= 2 else backward(g)
+    if not isinstance(grads, tuple) or len(grads) != len(node.needed):
+        raise ShapeError(f"primitive '{node.name}': backward must return a tuple of "
+                         f"{len(node.needed)} gradient(s), one per positional argument")
+    return grads
+
+
+def backward_pass(seeds, consume=False):
+    """Run the tape backwards from ``seeds``, a list of ``(Traced, gradient)``.
+
+    Returns ``{node: {output_index: gradient}}`` for the argument nodes reached
+    (the caller reads those). ``consume=True`` drops each backward once it has run,
+    freeing what it kept of the forward pass as early as possible.
+    """
+    grads = {}
+    trace = None
+    for box, g in seeds:
+        slots = grads.setdefault(box.node, {})
+        slots[box.index] = _add(slots.get(box.index), g)
+        trace = box.node.trace
+    if trace is None:
+        return grads
+    for node in reversed(trace.tape):
+        slots = grads.pop(node, None)
+        if slots is None:
+            continue
+        g = _output_grads(node, slots)
+        out_shape = np.shape(g) if node.outputs is None else None
+        all_grads = _call_backward(node, g)
+        if consume:
+            node.backward = None
+        for (i, parent), gi in _parent_grads(node, all_grads):
+            fitted = fit_grad(node.name, i, gi, node.arg_shapes[i], out_shape)
+            parent_slots = grads.setdefault(parent.node, {})
+            parent_slots[parent.index] = _add(parent_slots.get(parent.index), fitted)
+    return grads
+
+
+def _parent_grads(node, all_grads):
+    for i, parent in node.parents:
+        gi = all_grads[i]
+        if gi is not None:
+            yield (i, parent), gi

@@ -2,26 +2,53 @@
 import numpy as np
 
 from ..errors import ShapeError
-from .core import primitive
+from .core import primitive, unbroadcast
 
 
 @primitive
-def matmul(x, w, input_grad=True):
-    """Weight multiply: ``x (..., n_in) @ w (n_in, n_out) -> (..., n_out)``.
+def matmul(x, w):
+    """Matrix product with NumPy's ``@`` rules; the book's weight multiply is the case
+    ``x (..., n_in) @ w (n_in, n_out) -> (..., n_out)``, done as ONE 2-D BLAS call with
+    the leading axes of ``x`` folded into rows."""
+    if np.ndim(x) == 0 or np.ndim(w) == 0 or x.shape[-1] != w.shape[-2 if w.ndim > 1 else 0]:
+        raise ShapeError(f"matmul: shapes {np.shape(x)} and {np.shape(w)} do not fit "
+                         "(the last axis of the first must match the rows of the second)")
+    if w.ndim == 2 and x.ndim >= 2:
+        return _weight_multiply(x, w)
+    return _batched_matmul(x, w)
 
-    ``input_grad=False`` skips ``dx`` (returns None) when nobody needs it.
-    """
-    if x.shape[-1] != w.shape[0]:
-        raise ShapeError(f"matmul: input has {x.shape[-1]} features (shape {x.shape}), "
-                         f"weights expect {w.shape[0]} (shape {w.shape})")
+
+def _weight_multiply(x, w):
     x2 = x.reshape(-1, x.shape[-1])           # leading axes folded: one 2-D BLAS call
     y = (x2 @ w).reshape(x.shape[:-1] + (w.shape[1],))
 
-    def backward(g):
+    def backward(g, needed):
         # y = x W  =>  dx = g W^T,  dW = x^T g (summed over every leading axis)
         g2 = g.reshape(-1, g.shape[-1])
-        dx = (g2 @ w.T).reshape(x.shape) if input_grad else None
-        return dx, x2.T @ g2
+        dx = (g2 @ w.T).reshape(x.shape) if needed[0] else None
+        return dx, (x2.T @ g2) if needed[1] else None
+
+    return y, backward
+
+
+def _batched_matmul(a, b):
+    """``a @ b`` with vectors and broadcast batch axes, as ``np.matmul``."""
+    y = np.matmul(a, b)
+    a2 = a[None] if a.ndim == 1 else a                  # vectors as (1, k) and (k, 1)
+    b2 = b[:, None] if b.ndim == 1 else b
+
+    def backward(g, needed):
+        # y = a b  =>  da = g b^T,  db = a^T g; batch axes that broadcasting added are summed
+        g2 = g if a.ndim > 1 else np.expand_dims(g, -2)
+        g2 = g2 if b.ndim > 1 else np.expand_dims(g2, -1)
+        da = db = None
+        if needed[0]:
+            da = np.matmul(g2, np.swapaxes(b2, -1, -2))
+            da = unbroadcast(da[..., 0, :] if a.ndim == 1 else da, a.shape)
+        if needed[1]:
+            db = np.matmul(np.swapaxes(a2, -1, -2), g2)
+            db = unbroadcast(db[..., 0] if b.ndim == 1 else db, b.shape)
+        return da, db
 
     return y, backward
 

@@ -1,21 +1,22 @@
 """One step of training, as pure functions: loss and gradients, then an update."""
-import numpy as np
-
 from .. import losses as losses_module
+from ..autodiff import value_and_grad
 from ..optim import apply_updates
 
 
 def loss_and_grads(model, loss, params, state, x, y, *, key=None, train=True):
     """Loss of ``model`` on a batch and its gradients with respect to ``params``.
 
-    Returns ``(loss_value: float, grads: tree shaped like params, new_state)``.
+    Returns ``(loss_value: float, grads: tree shaped like params, new_state)``. It is
+    ``value_and_grad`` of loss ∘ model; ``x`` and ``y`` are data, never traced.
     """
     loss = losses_module.get(loss)
-    pred, new_state, backward = model.apply(params, state, x, train=train, key=key,
-                                            input_grad=False)  # x is data: no dx needed
-    value, loss_backward = loss.vjp(pred, y)
-    dpred, _ = loss_backward(1.0)
-    grads, _ = backward(dpred)
+
+    def objective(p):
+        pred, new_state = model.apply(p, state, x, train=train, key=key)
+        return loss(pred, y), new_state
+
+    (value, new_state), grads = value_and_grad(objective, has_aux=True)(params)
     return float(value), grads, new_state
 
 
