@@ -5,8 +5,9 @@ The layers of the Fashion-MNIST CNN (batch 128, 5x5 "same" kernels):
     conv 1 -> 32 channels at 28x28,  conv 32 -> 64 channels at 14x14,  2x2 max pool
 
 and one whole training step of that CNN (conv 32 5x5, pool, conv 64 5x5, pool,
-dense 128, dense 10; forward, backward, SGD update). Both libraries compute
-every gradient (input, kernel, bias) and use the same number of threads
+dense 128, dense 10; forward, backward, SGD update). For the layers both libraries
+compute every gradient (input, kernel, bias); in the training step neither computes
+the gradient of the images (the data). Both use the same number of threads
 (PyTorch's ``set_num_threads`` = cores; NumPy's BLAS uses all cores). Each
 figure is the best of several runs, the two libraries interleaved round by
 round, so a busy machine slows both alike.
@@ -26,6 +27,7 @@ THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402
 
+from purenet.autodiff import vjp  # noqa: E402
 from purenet.ops.conv import conv2d  # noqa: E402
 from purenet.ops.pooling import max_pool2d  # noqa: E402
 
@@ -47,9 +49,12 @@ def best_time(fn, repeats):
 
 
 def purenet_conv_step(x, w, b, g):
+    """Forward and every gradient (input, kernel, bias): all three arguments are traced."""
+    conv = conv2d.bind(padding="same")
+
     def run():
-        _, backward = conv2d.vjp(x, w, b, padding="same")
-        return backward(g)
+        _, pullback = vjp(conv, x, w, b)
+        return pullback(g)
     return run
 
 
@@ -65,9 +70,11 @@ def torch_conv_step(torch, x, w, b, g):
 
 
 def purenet_pool_step(x, g):
+    pool = max_pool2d.bind(pool_size=2)
+
     def run():
-        _, backward = max_pool2d.vjp(x, pool_size=2)
-        return backward(g)
+        _, pullback = vjp(pool, x)
+        return pullback(g)
     return run
 
 

@@ -78,7 +78,8 @@ def main():
     t_pure = purenet_epochs(x, y, args.epochs, args.batch_size)
     t_torch += torch_epochs(x, y, args.epochs, args.batch_size)
     pure, ref = np.median(t_pure), np.median(t_torch)
-    print(f"threads {args.threads}, {args.samples} samples, batch {args.batch_size}")
+    print(f"{blas_threads.cpu_model()}; threads {args.threads}, {args.samples} samples, "
+          f"batch {args.batch_size}")
     print(f"purenet  {pure:7.3f} s/epoch  (epochs: {', '.join(f'{t:.3f}' for t in t_pure)})")
     print(f"pytorch  {ref:7.3f} s/epoch  (epochs: {', '.join(f'{t:.3f}' for t in t_torch)})")
     print(f"ratio purenet/pytorch: {pure / ref:.2f}")

@@ -64,7 +64,7 @@ def _gradient_tree(tree, leaves, grads):
         _, arg_node, value = next(it)
         if arg_node is None:
             return None
-        g = grads.get(arg_node, {}).get(0)
+        g = grads.get(arg_node)
         return np.zeros_like(value) if g is None else g
     return build(tree)
 

@@ -71,6 +71,8 @@ def variance_scaling(scale=1.0, mode="fan_in", distribution="truncated_normal"):
         return _normal(key, shape, dtype, np.sqrt(variance))
 
     init.__name__ = f"variance_scaling({scale!r}, {mode!r}, {distribution!r})"
+    init.config = {"initializer": "variance_scaling",
+                   "args": {"scale": scale, "mode": mode, "distribution": distribution}}
     return init
 
 
@@ -151,7 +153,9 @@ def get(init):
     or ``(key, shape, dtype)`` (then adapted to ignore ``fan_in``)."""
     if callable(init):
         return init if "fan_in" in inspect.signature(init).parameters else _ignoring_fan_in(init)
-    if init not in _REGISTRY:
+    if isinstance(init, dict) and init.get("initializer") == "variance_scaling":
+        return variance_scaling(**init.get("args", {}))     # the saved form of a configured one
+    if not isinstance(init, str) or init not in _REGISTRY:
         raise ConfigError(f"unknown initialiser {init!r}; choose one of {', '.join(NAMES)}")
     return _REGISTRY[init]
 

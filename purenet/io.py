@@ -16,7 +16,6 @@ from .files import (arrays_to_tree, atomic_write, load_arrays, save_arrays, tree
                     write_json)
 from .layers.base import LAYER_TYPES, Layer
 from .ops import activations
-from .ops.core import Primitive
 from .random import key as make_key
 from .tree import tree_flatten_with_paths
 
@@ -39,10 +38,10 @@ def _arg_to_json(layer_name, arg, value):
         return layer_to_config(value)
     if isinstance(value, (list, tuple)):
         return [_arg_to_json(layer_name, arg, v) for v in value]
-    if isinstance(value, Primitive):
-        name = activations.name_of(value)
-    elif callable(value):
-        name = initializers.name_of(value)
+    if callable(value):
+        name = activations.name_of(value) or initializers.name_of(value)
+        if name is None and isinstance(getattr(value, "config", None), dict):
+            return value.config         # a configured initialiser, e.g. variance_scaling
     elif value is None or isinstance(value, (bool, int, float, str)):
         return value
     else:

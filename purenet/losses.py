@@ -1,8 +1,9 @@
 """Losses: primitives ``loss(prediction, target) -> scalar`` with hand-derived backward.
 
 Each averages over the batch (and over time steps for sequence outputs), so
-the learning rate does not depend on the batch size. The target is never
-differentiated (its gradient is ``None``).
+the learning rate does not depend on the batch size. Float targets (soft labels,
+regression targets) are differentiable too, which a distillation or an
+autoencoder's loss needs; integer labels are not.
 """
 import numpy as np
 
@@ -25,9 +26,10 @@ def mean_squared_error(pred, target):
     """mean((pred - target)^2) over every element."""
     diff = pred - _match_target(pred, target, "mean_squared_error")
 
-    def backward(g):
-        # d mean(d^2)/d pred = 2 d / N
-        return g * (2.0 / diff.size) * diff, None
+    def backward(g, needed):
+        # d mean(d^2)/d pred = 2 d / N = -d mean(d^2)/d target
+        dpred = g * (2.0 / diff.size) * diff
+        return dpred, (-dpred if needed[1] else None)
 
     return np.mean(diff * diff), backward
 
@@ -81,8 +83,10 @@ def softmax_cross_entropy(logits, target, *, label_smoothing=0.0):
     if label_smoothing:
         loss -= spread * np.sum(logp) / count
 
-    def backward(g):
-        # d/dz [logsumexp(z) - <t', z>] = softmax(z) - t',  t' = keep t + spread (rows of t sum to 1)
+    def backward(g, needed):
+        # d/dz [logsumexp(z) - <t', z>] = softmax(z) - t',  t' = keep t + spread (rows of t sum to 1);
+        # d/dt = -keep log softmax(z) (probability targets only)
+        dtarget = -keep * (g / count) * logp if one_hot and needed[1] else None
         grad = np.exp(logp)
         if one_hot:
             grad -= keep * target
@@ -91,7 +95,7 @@ def softmax_cross_entropy(logits, target, *, label_smoothing=0.0):
         if label_smoothing:
             grad -= spread
         grad *= g / count
-        return grad, None
+        return grad, dtarget
 
     return np.asarray(loss, dtype=logits.dtype), backward
 
@@ -107,9 +111,10 @@ def binary_cross_entropy(logits, target):
         raise DataError("binary_cross_entropy: targets must lie in [0, 1]")
     loss = np.maximum(logits, 0) - target * logits + np.log1p(np.exp(-np.abs(logits)))
 
-    def backward(g):
-        # d/dz = σ(z) - t
-        return g * ((0.5 + 0.5 * np.tanh(0.5 * logits)) - target) / loss.size, None
+    def backward(g, needed):
+        # d/dz = σ(z) - t,  d/dt = -z
+        dz = g * ((0.5 + 0.5 * np.tanh(0.5 * logits)) - target) / loss.size
+        return dz, (-g * logits / loss.size if needed[1] else None)
 
     return np.mean(loss), backward
 

@@ -3,6 +3,7 @@ loop-based reference and PyTorch, the layers, and a tiny CNN that must overfit."
 import numpy as np
 import pytest
 
+import purenet
 from purenet.errors import ConfigError, ShapeError
 from purenet.layers.base import serial
 from purenet.layers.conv import Conv1D, Conv2D, MaxPool2D
@@ -10,7 +11,7 @@ from purenet.layers.core import Dense, Flatten
 from purenet.ops import reference
 from purenet.ops.conv import Geometry, conv1d, conv2d
 from purenet.random import key
-from purenet.testing import check_layer_grads, check_vjp
+from purenet.testing import check_grads, check_layer_grads, check_model_grads
 from purenet.tree import tree_map
 
 # (batch, c_in, height, width, c_out, (kh, kw), stride, padding, dilation)
@@ -40,6 +41,11 @@ def make(case, seed=0):
     return randn(n, c, h, w, seed=seed), randn(kh, kw, c, o, seed=seed + 1), randn(o, seed=seed + 2), settings
 
 
+def conv_vjp(x, w, b, **settings):
+    """``(y, pullback)`` of conv2d at ``(x, w, b)``; the pullback gives ``(dx, dw, db)``."""
+    return purenet.vjp(conv2d.bind(**settings), x, w, b)
+
+
 def reference_settings(x, w, settings):
     geom = Geometry(x.shape[2:], w.shape[:2], **settings)
     return dict(stride=geom.stride, pads=geom.pads, dilation=geom.dilation)
@@ -48,20 +54,37 @@ def reference_settings(x, w, settings):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_conv2d_gradients(case):
     x, w, b, settings = make(case)
-    check_vjp(lambda *a: conv2d.vjp(*a, **settings), x, w, b, name="conv2d")
+    check_grads(conv2d.bind(**settings), x, w, b)
 
 
 def test_conv2d_without_bias_gradients():
     x, w, _, settings = make(CASES[1])
-    check_vjp(lambda x, w: conv2d.vjp(x, w, None, **settings), x, w, name="conv2d")
-    _, back = conv2d.vjp(x, w, None, **settings)
+    check_grads(lambda x, w: conv2d(x, w, None, **settings), x, w)
+    _, back = conv_vjp(x, w, None, **settings)
     assert back(np.ones((3, 4, 6, 7)))[2] is None
+    _, backward = conv2d.fn(x, w, None, **settings)          # the primitive's own backward
+    assert backward(np.ones((3, 4, 6, 7)), (True, True, False))[2] is None
+
+
+@pytest.mark.parametrize("needed", [(False, True, True), (True, False, True), (True, True, False),
+                                    (False, False, True), (False, True, False)])
+def test_conv_backward_computes_only_the_gradients_needed(needed):
+    x, w, b, settings = make(CASES[2])
+    for prim, args in [(conv2d, (x, w, b)), (conv1d, (x[:, :, 0], w[0], b))]:
+        y, backward = prim.fn(*args, **settings)
+        g = randn(*y.shape, seed=4)
+        full = backward(g, (True, True, True))
+        for want, got, expected in zip(needed, backward(g, needed), full):
+            if want:
+                np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+            else:
+                assert got is None
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_conv2d_matches_loop_reference(case):
     x, w, b, settings = make(case)
-    y, back = conv2d.vjp(x, w, b, **settings)
+    y, back = conv_vjp(x, w, b, **settings)
     ref = reference_settings(x, w, settings)
     np.testing.assert_allclose(y, reference.conv2d(x, w, b, **ref), rtol=1e-10, atol=1e-10)
     g = randn(*y.shape, seed=9)
@@ -82,7 +105,7 @@ def test_conv1d_gradients_and_agreement_with_conv2d(case):
     n, c, _, width, o, k, stride, padding, dilation = case
     x, w, b = randn(n, c, width), randn(k, c, o, seed=1), randn(o, seed=2)
     settings = dict(stride=stride, padding=padding, dilation=dilation)
-    check_vjp(lambda *a: conv1d.vjp(*a, **settings), x, w, b, name="conv1d")
+    check_grads(conv1d.bind(**settings), x, w, b)
     pad2 = padding if isinstance(padding, str) else (0, padding)
     y2 = conv2d(x[:, :, None], w[None], b, stride=(1, stride), padding=pad2, dilation=(1, dilation))
     np.testing.assert_allclose(conv1d(x, w, b, **settings), y2[:, :, 0])
@@ -90,13 +113,13 @@ def test_conv1d_gradients_and_agreement_with_conv2d(case):
 
 def test_memory_layout_does_not_change_results():
     x, w, b, settings = make(CASES[1])
-    y, back = conv2d.vjp(x, w, b, **settings)
+    y, back = conv_vjp(x, w, b, **settings)
     g = randn(*y.shape, seed=3)
     grads = back(g)
     channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     strided = np.repeat(x, 2, axis=2)[:, :, ::2]
     for other in (channels_last, strided):
-        y2, back2 = conv2d.vjp(other, w, b, **settings)
+        y2, back2 = conv_vjp(other, w, b, **settings)
         np.testing.assert_allclose(y2, y, rtol=1e-12)
         for a, c in zip(back2(np.ascontiguousarray(g)), grads):
             np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
@@ -110,7 +133,7 @@ def test_same_padding_keeps_size_and_stride_divides_it():
 
 def test_float32_stays_float32():
     x, w, b = (a.astype(np.float32) for a in (randn(2, 3, 6, 6), randn(3, 3, 3, 4), randn(4)))
-    y, back = conv2d.vjp(x, w, b, padding="same")
+    y, back = conv_vjp(x, w, b, padding="same")
     assert y.dtype == np.float32
     assert all(g.dtype == np.float32 for g in back(np.ones_like(y)))
 
@@ -139,7 +162,7 @@ def test_conv2d_agrees_with_torch(case):
     wt = torch.tensor(w.transpose(3, 2, 0, 1).copy(), requires_grad=True)
     bt = torch.tensor(b, requires_grad=True)
     yt = torch.nn.functional.conv2d(xt, wt, bt, stride=geom.stride, dilation=geom.dilation)
-    y, back = conv2d.vjp(x, w, b, **settings)
+    y, back = conv_vjp(x, w, b, **settings)
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-10)
     g = randn(*y.shape, seed=5)
     yt.backward(torch.tensor(g))
@@ -210,3 +233,50 @@ def test_tiny_cnn_overfits_a_handful_of_images():
     assert loss < 0.05 * first
     np.testing.assert_array_equal(logits.argmax(axis=1), y)
 
+
+
+def test_bias_is_initialised_with_the_kernel_fan_in():
+    c_in, (kh, kw) = 3, (5, 2)
+    _, params, _ = Conv2D(4, [kh, kw], b_init="torch").init(key(0), (c_in, 8, 8), np.float64)
+    bound = 1 / np.sqrt(kh * kw * c_in)                  # PyTorch's default bias range
+    assert np.abs(params["b"]).max() <= bound and np.abs(params["b"]).max() > 0.5 * bound
+    _, params, _ = Conv1D(6, 3, b_init="torch").init(key(0), (2, 9), np.float64)
+    bound = 1 / np.sqrt(3 * 2)
+    assert np.abs(params["b"]).max() <= bound and np.abs(params["b"]).max() > 0.5 * bound
+
+
+@pytest.mark.parametrize("first", [Conv2D(3, 3, padding="same", activation="tanh"),
+                                   Conv2D(3, 3, stride=2, use_bias=False)], ids=["same", "stride2"])
+def test_a_first_conv_layer_never_computes_its_input_gradient(first, monkeypatch):
+    import purenet.ops.conv as conv_module
+    from purenet.train.step import loss_and_grads
+    calls = []
+    real = conv_module._input_grad
+    monkeypatch.setattr(conv_module, "_input_grad", lambda *a: calls.append(1) or real(*a))
+    x, y = randn(4, 2, 7, 6), np.array([0, 1, 2, 1])
+    one = serial(first, Flatten(), Dense(3))
+    _, params, state = one.init(key(0), (2, 7, 6), np.float64)
+    _, grads, _ = loss_and_grads(one, "softmax_cross_entropy", params, state, x, y)
+    assert calls == []
+    assert grads["conv2d_0"]["W"].shape == params["conv2d_0"]["W"].shape
+    check_model_grads(one, "softmax_cross_entropy", params, x, y, state)
+    assert calls == []
+    two = serial(first, Conv2D(2, 3, padding="same", activation="relu"), Flatten(), Dense(3))
+    _, params, state = two.init(key(1), (2, 7, 6), np.float64)
+    loss_and_grads(two, "softmax_cross_entropy", params, state, x, y)
+    assert len(calls) == 1                               # the second conv's, for the first's dW
+    check_model_grads(two, "softmax_cross_entropy", params, x, y, state)
+
+
+def test_a_first_conv1d_layer_never_computes_its_input_gradient(monkeypatch):
+    import purenet.ops.conv as conv_module
+    from purenet.train.step import loss_and_grads
+    calls = []
+    real = conv_module._input_grad
+    monkeypatch.setattr(conv_module, "_input_grad", lambda *a: calls.append(1) or real(*a))
+    x, y = randn(3, 2, 9), np.array([0, 1, 0])
+    model = serial(Conv1D(4, 3, padding="same", activation="relu"), Flatten(), Dense(2))
+    _, params, state = model.init(key(0), (2, 9), np.float64)
+    loss_and_grads(model, "softmax_cross_entropy", params, state, x, y)
+    assert calls == []
+    check_model_grads(model, "softmax_cross_entropy", params, x, y, state)

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import purenet
 from purenet.errors import ConfigError, DataError
 from purenet.layers.embedding import Embedding
 from purenet.ops.embedding import embedding, scatter_add_rows
@@ -23,9 +24,11 @@ def test_lookup_values_and_repeated_ids_sum():
     t = table()
     ids = np.array([[1, 1], [4, 1]])
     np.testing.assert_array_equal(embedding(ids, t), t[ids])
-    _, back = embedding.vjp(ids, t)
+    _, back = purenet.vjp(embedding, ids, t)
     none, dt = back(np.ones((2, 2, 3)))
     assert none is None
+    _, backward = embedding.fn(ids, t)                   # the primitive's own backward
+    assert backward(np.ones((2, 2, 3)))[0] is None
     np.testing.assert_array_equal(dt[:, 0], [0, 3, 0, 0, 1, 0])
 
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from purenet import initializers, losses
+from purenet import grad, initializers, loss_and_grads, losses, vjp
+from purenet.losses import mean_squared_error
 from purenet.errors import ConfigError, ShapeError
 from purenet.layers import Activation, Dense, Dropout, Flatten, Reshape, serial
 from purenet.layers.base import Layer
@@ -70,16 +71,19 @@ def test_input_width_mismatch_names_the_layer():
         model.apply(params, state, np.zeros((5, 7), np.float32))
 
 
-def test_backward_returning_wrong_shape_names_the_layer():
-    def apply(params, state, x, train, key, input_grad):
-        return x, state, lambda g: ({}, g[:, :1])
+def test_backward_returning_wrong_shape_names_the_primitive():
+    from purenet import loss_and_grads, primitive
 
-    broken = Layer("broken", lambda k, s, d: (s, {}, {}), apply)
-    model = serial(Dense(3), broken)
+    @primitive
+    def broken(x):
+        return x, lambda g: (g[:, :1],)
+
+    layer = Layer("broken", lambda k, s, d: (s, {}, {}), lambda p, s, x, t, k: (broken(x), s))
+    model = serial(Dense(3), layer)
     _, params, state = model.init(key(0), (2,))
-    _, _, backward = model.apply(params, state, np.ones((4, 2), np.float32))
-    with pytest.raises(ShapeError, match="broken_1.*input gradient"):
-        backward(np.ones((4, 3), np.float32))
+    with pytest.raises(ShapeError, match="primitive 'broken'.*argument 0 has shape"):
+        loss_and_grads(model, "mse", params, state, np.ones((4, 2), np.float32),
+                       np.ones((4, 3), np.float32))
 
 
 def test_each_layer_draws_its_own_weights():
@@ -100,13 +104,13 @@ def test_same_seed_same_params_different_seed_different():
 def test_dropout_scales_in_training_and_is_identity_at_inference():
     drop = Dropout(0.25)
     x = np.ones((200, 50), np.float32)
-    y, _, back = drop.apply({}, {}, x, train=True, key=key(0))
+    y, back = vjp(lambda x: drop.apply({}, {}, x, train=True, key=key(0))[0], x)
     kept = y != 0
     assert 0.70 < kept.mean() < 0.80
     np.testing.assert_allclose(y[kept], 1 / 0.75)
-    np.testing.assert_allclose(back(x)[1], y)           # gradient flows through kept units only
+    np.testing.assert_allclose(back(x)[0], y)           # gradient flows through kept units only
     assert np.array_equal(drop.apply({}, {}, x)[0], x)  # inference: identity
-    y2, _, _ = drop.apply({}, {}, x, train=True, key=key(1))
+    y2, _ = drop.apply({}, {}, x, train=True, key=key(1))
     assert not np.array_equal(y, y2)
 
 
@@ -122,8 +126,15 @@ def test_unknown_activation_and_initialiser_names():
         Dense(3, "relu6")
     with pytest.raises(ConfigError, match="unknown initialiser 'kaiming'"):
         Dense(3, w_init="kaiming")
-    with pytest.raises(ConfigError, match="plain function"):
-        Activation(np.tanh)
+
+
+
+def test_a_plain_function_is_an_activation_and_unsupported_numpy_is_a_clear_error():
+    from purenet.ops import TracingError
+    x = rng.standard_normal((3, 4))
+    check_layer_grads(Activation(lambda z: np.tanh(z) * z), {}, x)    # np.tanh runs the primitive
+    with pytest.raises(TracingError, match="np.sin has no gradient"):
+        check_layer_grads(Activation(np.sin), {}, x)
 
 
 @pytest.mark.parametrize("name,expected_std", [
@@ -132,6 +143,12 @@ def test_unknown_activation_and_initialiser_names():
     ("glorot_uniform", np.sqrt(6 / (400 + 300)) / np.sqrt(3)),
     ("he_normal", np.sqrt(2 / 400)),
     ("he_uniform", np.sqrt(6 / 400) / np.sqrt(3)),
+    ("lecun_normal", np.sqrt(1 / 400)),
+    ("lecun_uniform", np.sqrt(3 / 400) / np.sqrt(3)),
+    ("torch", 1 / np.sqrt(400) / np.sqrt(3)),
+    (initializers.variance_scaling(2.0, "fan_in", "truncated_normal"), np.sqrt(2 / 400)),
+    (initializers.variance_scaling(1.0, "fan_avg", "uniform"), np.sqrt(1 / 350)),
+    (initializers.variance_scaling(3.0, "fan_out", "normal"), np.sqrt(3 / 300)),
 ])
 def test_initialiser_scales(name, expected_std):
     w = initializers.get(name)(key(0), (400, 300), np.float32)
@@ -164,19 +181,31 @@ def test_float64_params_run_in_float64():
     assert y.dtype == np.float64
 
 
-def test_first_layer_skips_the_input_gradient_only_when_asked():
+def test_the_engine_skips_the_first_layers_input_gradient(monkeypatch):
     from purenet.layers import Conv2D
+    from purenet.ops import core
+    asked = []
+    call_backward = core._call_backward
+
+    def spy(node, g):
+        asked.append((node.name, node.needed))
+        return call_backward(node, g)
+
+    monkeypatch.setattr(core, "_call_backward", spy)
     for model, x in ((mlp(), rng.standard_normal((4, 5))),
                      (serial(Conv2D(2, 3), Flatten(), Dense(2)), rng.standard_normal((2, 1, 5, 5)))):
         _, params, state = model.init(key(0), x.shape[1:], np.float64)
-        g = rng.standard_normal((len(x), 2))
-        _, _, full = model.apply(params, state, x, train=True, key=key(1))
-        _, _, lean = model.apply(params, state, x, train=True, key=key(1), input_grad=False)
-        (dp_full, dx_full), (dp_lean, dx_lean) = full(g), lean(g)
-        assert dx_full.shape == x.shape and dx_lean is None
+        y = rng.standard_normal((len(x), 2))
+        asked.clear()
+        _, lean, _ = loss_and_grads(model, "mse", params, state, x, y, key=key(1))
+        first = [needed for name, needed in asked if name in ("matmul", "conv2d")][-1]
+        assert first[0] is False                       # x is data: its gradient is never asked for
+        full = grad(lambda p, x: mean_squared_error(
+            model.apply(p, state, x, train=True, key=key(1))[0], y), argnums=(0, 1))(params, x)
+        assert full[1].shape == x.shape
         for name in params:
             for p in params[name]:
-                np.testing.assert_array_equal(dp_full[name][p], dp_lean[name][p])
+                np.testing.assert_array_equal(full[0][name][p], lean[name][p])
 
 
 def test_residual_adds_its_input_and_checks_gradients():
@@ -213,3 +242,63 @@ def test_residual_saves_loads_and_summarises(tmp_path):
     np.testing.assert_array_equal(loaded(p2, x, s2), model(params, x, state))
     table = summary(model, (3,), params)
     assert "residual_1" in table and "  dense_0" in table and "  dense_1" in table
+
+
+def test_truncated_normal_stays_within_two_standard_deviations():
+    w = initializers.variance_scaling(1.0, "fan_in", "truncated_normal")(key(0), (400, 300))
+    assert np.abs(w).max() <= 2 * np.sqrt(1 / 400) / 0.8796 + 1e-6
+
+
+def test_bias_initialisers_see_the_layers_fan_in():
+    _, params, _ = Dense(50, w_init="torch", b_init="torch").init(key(0), (400,))
+    bound = 1 / np.sqrt(400)
+    for p in params.values():
+        assert np.abs(p).max() <= bound and np.abs(p).max() > 0.8 * bound
+
+    seen = []
+
+    def recording(key_, shape, dtype, fan_in=None):
+        seen.append((shape, fan_in))
+        return np.zeros(shape, dtype)
+
+    Dense(7, b_init=recording).init(key(0), (9,))
+    Dense(7, b_init=lambda k, shape, dtype: np.ones(shape, dtype)).init(key(0), (9,))  # old form
+    assert seen == [((7,), 9)]
+
+
+def test_bad_variance_scaling_settings_are_config_errors():
+    for kwargs in ({"mode": "fan_sum"}, {"distribution": "cauchy"}, {"scale": 0}):
+        with pytest.raises(ConfigError):
+            initializers.variance_scaling(**kwargs)
+
+
+def test_layers_take_names_which_key_their_params(tmp_path):
+    from purenet.io import load_model, save_model
+    model = serial(Dense(4, "relu", name="hidden"), Dense(2), Dense(1, name="head"))
+    _, params, state = model.init(key(0), (3,))
+    assert list(params) == ["hidden", "dense_1", "head"]
+    path = tmp_path / "named.npz"
+    save_model(path, model, params, state, in_shape=(3,))
+    loaded, params2, _, _ = load_model(path)
+    assert list(params2) == ["hidden", "dense_1", "head"]
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(params2, x), model(params, x))
+
+
+def test_duplicate_or_bad_layer_names_are_clear_errors():
+    with pytest.raises(ConfigError, match="two layers are named 'a'"):
+        serial(Dense(2, name="a"), Dense(2, name="a"))
+    with pytest.raises(ConfigError, match="two layers are named 'dense_1'"):
+        serial(Dense(2, name="dense_1"), Dense(2))
+    with pytest.raises(ConfigError, match="name must be"):
+        Dense(2, name="a/b")
+
+
+def test_variance_scaling_layers_save_and_load(tmp_path):
+    from purenet.io import load_model, save_model
+    model = serial(Dense(4, w_init=initializers.variance_scaling(2.0, "fan_avg", "uniform")))
+    _, params, state = model.init(key(0), (3,))
+    save_model(tmp_path / "vs.npz", model, params, state, in_shape=(3,))
+    loaded, params2, _, _ = load_model(tmp_path / "vs.npz")
+    _, fresh, _ = loaded.init(key(0), (3,))
+    np.testing.assert_array_equal(fresh["dense_0"]["W"], params["dense_0"]["W"])

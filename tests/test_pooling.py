@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 
+import purenet
 from purenet.errors import ConfigError, ShapeError
 from purenet.layers.conv import AvgPool1D, AvgPool2D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from purenet.ops import reference
 from purenet.ops.pooling import (avg_pool1d, avg_pool2d, global_avg_pool2d, max_pool1d, max_pool2d,
                                  pool_geometry)
 from purenet.random import key
-from purenet.testing import check_grads, check_layer_grads, check_vjp
+from purenet.testing import check_grads, check_layer_grads
 
 # (x shape, pool_size, stride, padding)
 CASES = [
@@ -27,6 +28,11 @@ def distinct(shape, seed=0):
     return values.reshape(shape) / 7.0
 
 
+def pool_vjp(prim, x, **settings):
+    """``(y, pullback)`` of a pooling at ``x``; the pullback gives ``(dx,)``."""
+    return purenet.vjp(prim.bind(**settings), x)
+
+
 def settings_of(case):
     _, pool, stride, padding = case
     return dict(pool_size=pool, stride=stride, padding=padding)
@@ -41,7 +47,7 @@ def ref_args(case):
 @pytest.mark.parametrize("prim", [max_pool2d, avg_pool2d], ids=lambda p: p.name)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_pool2d_gradients(prim, case):
-    check_vjp(lambda x: prim.vjp(x, **settings_of(case)), distinct(case[0]), name=prim.name)
+    check_grads(prim.bind(**settings_of(case)), distinct(case[0]))
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -49,7 +55,7 @@ def test_pool2d_matches_loop_reference(case):
     x = distinct(case[0])
     for prim, ref, ref_grad in [(max_pool2d, reference.max_pool2d, reference.max_pool2d_grad),
                                 (avg_pool2d, reference.avg_pool2d, reference.avg_pool2d_grad)]:
-        y, back = prim.vjp(x, **settings_of(case))
+        y, back = pool_vjp(prim, x, **settings_of(case))
         np.testing.assert_allclose(y, ref(x, *ref_args(case)), rtol=1e-12)
         g = np.random.default_rng(3).standard_normal(y.shape)
         np.testing.assert_allclose(back(g)[0], ref_grad(x, g, *ref_args(case)), rtol=1e-12, atol=1e-14)
@@ -60,7 +66,7 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
                     [3.0, 0.0, 2.0, 2.0],
                     [5.0, 5.0, 0.0, 0.0],
                     [5.0, 5.0, 0.0, 0.0]]]])
-    y, back = max_pool2d.vjp(x, pool_size=2)
+    y, back = pool_vjp(max_pool2d, x, pool_size=2)
     np.testing.assert_array_equal(y, [[[[3.0, 2.0], [5.0, 0.0]]]])
     expected = np.array([[[[0, 1, 2, 0],      # row-major order: the first of the tied cells
                            [0, 0, 0, 0],
@@ -71,7 +77,7 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
 
 def test_overlapping_windows_accumulate_ties_consistently():
     x = np.ones((1, 1, 3, 3))
-    _, back = max_pool2d.vjp(x, pool_size=2, stride=1)
+    _, back = pool_vjp(max_pool2d, x, pool_size=2, stride=1)
     dx = back(np.ones((1, 1, 2, 2)))[0]
     # each window picks its top-left cell: four windows, four different cells
     np.testing.assert_array_equal(dx[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
@@ -97,7 +103,7 @@ def test_pool2d_agrees_with_torch(case):
                      (avg_pool2d, torch.nn.functional.avg_pool2d)]:
         xt.grad = None
         yt = fn(xt, (kh, kw), stride, (top, left))
-        y, back = prim.vjp(x, **settings_of(case))
+        y, back = pool_vjp(prim, x, **settings_of(case))
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12)
         g = np.random.default_rng(1).standard_normal(y.shape)
         yt.backward(torch.tensor(g))
@@ -114,7 +120,7 @@ def test_global_avg_pool():
 def test_pool1d_gradients_and_agreement_with_2d(prim):
     x = distinct((2, 3, 9))
     settings = dict(pool_size=3, stride=2, padding=1)
-    check_vjp(lambda v: prim.vjp(v, **settings), x, name=prim.name)
+    check_grads(prim.bind(**settings), x)
     twin = max_pool2d if prim is max_pool1d else avg_pool2d
     y2 = twin(x[:, :, None], pool_size=(1, 3), stride=(1, 2), padding=(0, 1))
     np.testing.assert_allclose(prim(x, **settings), y2[:, :, 0])
@@ -123,7 +129,7 @@ def test_pool1d_gradients_and_agreement_with_2d(prim):
 def test_float32_stays_float32():
     x = distinct((2, 3, 6, 6)).astype(np.float32)
     for prim in (max_pool2d, avg_pool2d):
-        y, back = prim.vjp(x, pool_size=2)
+        y, back = pool_vjp(prim, x, pool_size=2)
         assert y.dtype == np.float32 and back(np.ones_like(y))[0].dtype == np.float32
 
 

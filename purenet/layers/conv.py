@@ -4,7 +4,12 @@ Shapes exclude the batch axis: 2-D layers take ``(C, H, W)`` examples, 1-D layer
 ``(C, W)``. Kernels are stored HWIO, ``W (kh, kw, C_in, filters)`` (1-D:
 ``(kw, C_in, filters)``), the layout ``initializers.fans`` expects, so Glorot/He
 scale by the receptive field. Arguments are JSON-able (ints, strings, lists) so
-saved models can be rebuilt; a size may be an int or a pair.
+saved models can be rebuilt; a size may be an int or a pair. A bias is initialised
+with its kernel's fan-in (``kh*kw*C_in``; 1-D ``kw*C_in``).
+
+Each ``apply`` is a plain call of the primitives (``ops.conv``, ``ops.pooling``);
+``purenet.grad`` differentiates it, and a first convolution, whose input is data,
+skips its input gradient.
 """
 import numpy as np
 
@@ -51,21 +56,15 @@ def _conv_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_bias,
         _check_in_shape(in_shape, rank + 1, layout)
         out_hw = Geometry(_spatial(in_shape, rank), kernel, **settings_2d).out_hw
         k_w, k_b = split(key)
-        params = {"W": w_init(k_w, kernel[2 - rank:] + (in_shape[0], filters), dtype)}
+        window, c_in = kernel[2 - rank:], in_shape[0]
+        params = {"W": w_init(k_w, window + (c_in, filters), dtype)}
         if use_bias:
-            params["b"] = b_init(k_b, (filters,), dtype)
+            params["b"] = b_init(k_b, (filters,), dtype, fan_in=int(np.prod(window)) * c_in)
         return (filters,) + out_hw[2 - rank:], params, {}
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         _check_input(x, params["W"].shape[-2], rank + 2, layout)
-        z, back_conv = prim.vjp(x, params["W"], params.get("b"), **settings, input_grad=input_grad)
-        y, back_act = act.vjp(z)
-
-        def backward(g):
-            dx, dw, db = back_conv(back_act(g)[0])
-            return ({"W": dw, "b": db} if use_bias else {"W": dw}), dx
-
-        return y, state, backward
+        return act(prim(x, params["W"], params.get("b"), **settings)), state
 
     return Layer(kind, init, apply)
 
@@ -102,11 +101,10 @@ def _pool_layer(kind, prim, rank, pool_size, stride, padding):
         out_hw = pool_geometry(_spatial(in_shape, rank), **settings_2d).out_hw
         return in_shape[:1] + out_hw[2 - rank:], {}, {}
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         if np.ndim(x) != rank + 2:
             raise ShapeError(f"expected input of shape (batch, {layout}), got {np.shape(x)}")
-        y, back = prim.vjp(x, **settings)
-        return y, state, lambda g: ({}, back(g)[0])
+        return prim(x, **settings), state
 
     return Layer(kind, init, apply)
 
@@ -143,10 +141,9 @@ def GlobalAvgPool2D():
         _check_in_shape(in_shape, 3, "channels, height, width")
         return in_shape[:1], {}, {}
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         if np.ndim(x) != 4:
             raise ShapeError(f"expected input of shape (batch, channels, height, width), got {np.shape(x)}")
-        y, back = global_avg_pool2d.vjp(x)
-        return y, state, lambda g: ({}, back(g)[0])
+        return global_avg_pool2d(x), state
 
     return Layer("globalavgpool2d", init, apply)

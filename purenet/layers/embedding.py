@@ -11,7 +11,7 @@ def Embedding(vocab_size, dim, init="glorot_uniform"):
 
     Input: integer ids ``(batch, time)`` (any number of axes after the batch);
     output ``(batch, time, dim)``; params ``{"table": (vocab_size, dim)}``. An id
-    outside ``0..vocab_size-1`` is a DataError naming it.
+    outside ``0..vocab_size-1`` is a DataError naming it. The ids have no gradient.
     """
     if int(vocab_size) <= 0 or int(dim) <= 0:
         raise ConfigError("Embedding: vocab_size and dim must be positive, "
@@ -21,8 +21,7 @@ def Embedding(vocab_size, dim, init="glorot_uniform"):
     def init_fn(key, in_shape, dtype):
         return tuple(in_shape) + (dim,), {"table": table_init(key, (vocab_size, dim), dtype)}, {}
 
-    def apply(params, state, x, train, key, input_grad):
-        y, back = embedding.vjp(x, params["table"])
-        return y, state, lambda g: ({"table": back(g)[1]}, None)
+    def apply(params, state, x, train, key):
+        return embedding(x, params["table"]), state
 
     return Layer("embedding", init_fn, apply)

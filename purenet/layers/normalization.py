@@ -12,14 +12,16 @@ the updated running averages as the new state:
     running ← momentum · running + (1 - momentum) · batch
 
 with the batch variance made unbiased (× m/(m-1)) for the running average, as
-PyTorch does. Inference normalises by the running averages and leaves the state
-unchanged. ``momentum`` follows Keras (0.9 keeps 90 % of the old average);
-PyTorch's ``momentum=0.1`` is the same thing.
+PyTorch does. The averages are taken from ``stop_gradient`` of the batch
+statistics: the state is never differentiated. Inference normalises by the
+running averages and leaves the state unchanged. ``momentum`` follows Keras
+(0.9 keeps 90 % of the old average); PyTorch's ``momentum=0.1`` is the same thing.
 """
 import numpy as np
 
+from ..autodiff import stop_gradient
 from ..errors import ConfigError, ShapeError
-from ..ops.normalization import batch_norm_inference, batch_norm_train
+from ..ops.normalization import batch_norm, batch_norm_inference
 from .base import Layer, layer_constructor
 
 
@@ -39,28 +41,25 @@ def BatchNorm(momentum=0.9, eps=1e-5):
         params = {"gamma": np.ones(c, dtype), "beta": np.zeros(c, dtype)}
         return in_shape, params, {"mean": np.zeros(c, dtype), "var": np.ones(c, dtype)}
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         c = params["gamma"].shape[0]
         if np.ndim(x) < 2 or x.shape[1] != c:
             raise ShapeError(f"expected input of shape (batch, {c}, ...) with {c} channels or "
                              f"features, got {np.shape(x)}")
         if train:
             return _train(params, state, x)
-        y, back = batch_norm_inference.vjp(x, params["gamma"], params["beta"],
-                                           state["mean"], state["var"], eps=eps)
-        return y, state, lambda g: _grads(back(g))
+        y = batch_norm_inference(x, params["gamma"], params["beta"], state["mean"], state["var"],
+                                 eps=eps)
+        return y, state
 
     def _train(params, state, x):
-        y, (mean, var), back = batch_norm_train(x, params["gamma"], params["beta"], eps)
+        """``(y, new_state)``: normalise by the batch; fold its statistics into the averages."""
+        y, mean, var = batch_norm(x, params["gamma"], params["beta"], eps=eps)
+        mean, var = stop_gradient((mean, var))          # the state is not differentiated
         m = x.size // x.shape[1]
         unbiased = var * (m / max(m - 1, 1))
         new_state = {"mean": momentum * state["mean"] + (1 - momentum) * mean,
                      "var": momentum * state["var"] + (1 - momentum) * unbiased}
-        return y, new_state, lambda g: _grads(back(g))
+        return y, new_state
 
     return Layer("batchnorm", init, apply)
-
-
-def _grads(grads):
-    """(dx, dgamma, dbeta, ...) of a batch-norm primitive -> the layer's (dparams, dx)."""
-    return {"gamma": grads[1], "beta": grads[2]}, grads[0]

@@ -1,37 +1,49 @@
-"""Recurrent layers: a cell run over the time axis, with backpropagation through time.
+"""Recurrent layers: a cell run over the time axis, differentiated through time by the engine.
 
 Inputs are ``(batch, time, features)``; ``in_shape`` is ``(time, features)``
 (``time`` may be ``None``: any length works at apply time).
 
-    SimpleRNN(units, return_sequences=False, stateful=False)        kind "simple_rnn"
-    LSTM(units, forget_bias=1.0, return_sequences=False, stateful=False)   kind "lstm"
-    GRU(units, return_sequences=False, stateful=False)              kind "gru"
-    Recurrent(cell, return_sequences=False, stateful=False)         any ``Cell``, yours too
-    Bidirectional(layer)                                            kind "bidirectional"
+    SimpleRNN(units, return_sequences=False, stateful=False, ...)    kind "simple_rnn"
+    LSTM(units, forget_bias=1.0, return_sequences=False, ...)        kind "lstm"
+    GRU(units, return_sequences=False, stateful=False, ...)          kind "gru"
+    Recurrent(cell, return_sequences=False, stateful=False)          any ``Cell``, yours too
+    Bidirectional(layer)                                             kind "bidirectional"
     reset_states(state)
 
-A layer runs its cell with ``purenet.ops.recurrent.scan`` or, for the built-in
-cells, with the fused kernel that computes the same thing faster. The output
-is every step's ``h`` ``(batch, time, units)`` with ``return_sequences=True``,
+A layer runs its cell's ``sequence`` (for the built-in cells, a fused kernel of
+``purenet.ops.recurrent``) or, when the cell has none, ``scan`` over its
+``step``, a plain function of primitives that needs no backward. The output is
+every step's output ``(batch, time, units)`` with ``return_sequences=True``,
 else the last one ``(batch, units)``. Stacking is plain ``serial``: give every
 recurrent layer but the last ``return_sequences=True``.
 
+Initialisers: input weights ``w_x_init`` (glorot uniform), recurrent weights
+``w_h_init`` (orthogonal), each drawn per gate block; biases ``b_init`` (zeros,
+and the GRU's hidden bias ``b_h_init``). Bias initialisers get ``fan_in=units``:
+PyTorch draws every RNN weight and bias from U(±1/sqrt(units)), so
+``b_init="torch"`` gives PyTorch's biases (and ``w_h_init="torch"`` its
+recurrent weights; its input weights too only when features == units, since
+``w_x_init`` reads its fan-in from the weight's own shape).
+
 State: the initial carry is zeros unless the layer's state holds one under
 ``"carry"`` (``h``, or ``(h, c)`` for the LSTM, each ``(batch, units)``).
-With ``stateful=True`` the final carry is stored there and starts the next
-call (truncated backpropagation through time: no gradient flows into the
-previous batch); ``reset_states`` drops every carry of a state tree, so the
-next batch starts from zeros again, at any batch size. A gradient with
-respect to a given initial carry is returned by the sequence functions of
-``purenet.ops.recurrent`` (``lstm_sequence(params, (h0, c0), xs)``).
+With ``stateful=True`` the final carry is stored there, as plain arrays, and
+starts the next call (truncated backpropagation through time: no gradient
+flows into the previous batch); ``reset_states`` drops every carry of a state
+tree, so the next batch starts from zeros again, at any batch size. A given
+initial carry is differentiable like any other input: pass the state to
+``purenet.grad`` with the params.
 """
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 from .. import initializers
+from ..autodiff import stop_gradient
 from ..errors import ConfigError, ShapeError
 from ..ops import recurrent as ops
+from ..ops import reference
+from ..ops.numeric import concatenate
 from ..random import split
 from ..tree import tree_leaves, tree_map
 from .base import Layer, layer_constructor
@@ -41,18 +53,22 @@ class Cell(NamedTuple):
     """A recurrent cell, as ``Recurrent`` runs it.
 
     init(key, n_in, dtype) -> params
-    step(params, carry, x_t) -> ((y_t, carry), backward)     the step protocol of ``scan``
+    step(params, carry, x_t) -> (y_t, new_carry)    a plain function of primitives
     zero_carry(batch, dtype) -> carry
     units: the size of ``y_t``
-    sequence: optional ``(params, carry, xs, input_grad) -> ((ys, carry_T), backward)``
-        computing ``scan(step, ...)`` faster (``dxs`` may be None when ``input_grad``
-        is False); ``None`` runs ``scan``.
+    sequence: optional ``(params, carry, xs) -> (ys, carry_T)`` computing
+        ``scan(step, params, carry, xs)`` faster (a fused kernel); ``None`` runs ``scan``.
+    readout: optional ``carry -> y``, the output of the step that produced
+        ``carry`` (``h`` for the built-in cells); with it, ``return_sequences=False``
+        takes the last output from the final carry instead of slicing ``ys``, so
+        no gradient for the whole ``ys`` is ever built.
     """
     init: Callable
     step: Callable
     zero_carry: Callable
     units: int
     sequence: Optional[Callable] = None
+    readout: Optional[Callable] = None
 
 
 def _gate_blocks(init, key, rows, units, gates, dtype):
@@ -60,11 +76,22 @@ def _gate_blocks(init, key, rows, units, gates, dtype):
     return np.concatenate([init(k, (rows, units), dtype) for k in split(key, gates)], axis=1)
 
 
-def _gated_cell_params(key, n_in, units, gates, dtype, w_x_init, w_h_init):
-    k_x, k_h = split(key)
-    return {"W_x": _gate_blocks(initializers.get(w_x_init), k_x, n_in, units, gates, dtype),
-            "W_h": _gate_blocks(initializers.get(w_h_init), k_h, units, units, gates, dtype),
-            "b": np.zeros(gates * units, dtype)}
+def _gated_cell_params(key, n_in, units, gates, dtype, inits):
+    """``{"W_x", "W_h", "b"}`` (and ``"b_h"`` when ``inits`` has a ``b_h`` initialiser).
+
+    The weights' keys are the first two children of ``key``, as they were before
+    biases had initialisers, so the weights drawn for a seed did not change.
+    """
+    keys = dict(zip(("W_x", "W_h", "b", "b_h"), split(key, 4)))
+    params = {"W_x": _gate_blocks(initializers.get(inits["W_x"]), keys["W_x"], n_in, units,
+                                  gates, dtype),
+              "W_h": _gate_blocks(initializers.get(inits["W_h"]), keys["W_h"], units, units,
+                                  gates, dtype)}
+    for name in ("b", "b_h"):
+        if name in inits:
+            bias = initializers.get(inits[name])(keys[name], (gates * units,), dtype, fan_in=units)
+            params[name] = np.array(bias, dtype=dtype)          # a fresh, writable array
+    return params
 
 
 def _check_units(kind, units):
@@ -72,37 +99,71 @@ def _check_units(kind, units):
         raise ConfigError(f"{kind}: units must be a positive integer, got {units!r}")
 
 
-def make_simple_rnn_cell(units, w_x_init="glorot_uniform", w_h_init="orthogonal"):
-    """The vanilla (tanh) RNN as a ``Cell``."""
+def _zero_h(units):
+    return lambda batch, dtype: np.zeros((batch, units), dtype)
+
+
+def _rnn_sequence(params, h0, xs):
+    return ops.rnn_sequence(xs, h0, params["W_x"], params["W_h"], params["b"])
+
+
+def _lstm_sequence(params, carry, xs):
+    ys, h, c = ops.lstm_sequence(xs, *carry, params["W_x"], params["W_h"], params["b"])
+    return ys, (h, c)
+
+
+def _gru_sequence(params, h0, xs):
+    return ops.gru_sequence(xs, h0, params["W_x"], params["W_h"], params["b"], params["b_h"])
+
+
+def make_simple_rnn_cell(units, w_x_init="glorot_uniform", w_h_init="orthogonal", b_init="zeros"):
+    """The vanilla (tanh) RNN as a ``Cell``: ``reference.rnn_step``, fused as ``rnn_sequence``."""
+    inits = {"W_x": w_x_init, "W_h": w_h_init, "b": b_init}
+
     def init(key, n_in, dtype):
-        return _gated_cell_params(key, n_in, units, 1, dtype, w_x_init, w_h_init)
+        return _gated_cell_params(key, n_in, units, 1, dtype, inits)
 
-    return Cell(init, ops.rnn_step, lambda batch, dtype: np.zeros((batch, units), dtype),
-                units, ops.rnn_sequence)
+    return Cell(init, reference.rnn_step, _zero_h(units), units, _rnn_sequence, lambda h: h)
 
 
-def make_lstm_cell(units, forget_bias=1.0, w_x_init="glorot_uniform", w_h_init="orthogonal"):
-    """The LSTM as a ``Cell``; the forget gate's bias starts at ``forget_bias``."""
+def make_lstm_cell(units, forget_bias=1.0, w_x_init="glorot_uniform", w_h_init="orthogonal",
+                   b_init="zeros"):
+    """The LSTM as a ``Cell``: ``reference.lstm_step``, fused as ``lstm_sequence``.
+
+    The forget gate's bias is set to ``forget_bias`` after ``b_init`` has drawn the
+    biases; ``forget_bias=None`` keeps ``b_init``'s values.
+    """
+    inits = {"W_x": w_x_init, "W_h": w_h_init, "b": b_init}
+
     def init(key, n_in, dtype):
-        params = _gated_cell_params(key, n_in, units, 4, dtype, w_x_init, w_h_init)
-        params["b"][units:2 * units] = forget_bias
+        params = _gated_cell_params(key, n_in, units, 4, dtype, inits)
+        if forget_bias is not None:
+            params["b"][units:2 * units] = forget_bias
         return params
 
     def zero_carry(batch, dtype):
         return np.zeros((batch, units), dtype), np.zeros((batch, units), dtype)
 
-    return Cell(init, ops.lstm_step, zero_carry, units, ops.lstm_sequence)
+    return Cell(init, reference.lstm_step, zero_carry, units, _lstm_sequence, lambda hc: hc[0])
 
 
-def make_gru_cell(units, w_x_init="glorot_uniform", w_h_init="orthogonal"):
-    """The GRU (reset-after form, as PyTorch's) as a ``Cell``."""
+def make_gru_cell(units, w_x_init="glorot_uniform", w_h_init="orthogonal", b_init="zeros",
+                  b_h_init="zeros"):
+    """The GRU (reset-after form, as PyTorch's) as a ``Cell``: ``reference.gru_step``,
+    fused as ``gru_sequence``."""
+    inits = {"W_x": w_x_init, "W_h": w_h_init, "b": b_init, "b_h": b_h_init}
+
     def init(key, n_in, dtype):
-        params = _gated_cell_params(key, n_in, units, 3, dtype, w_x_init, w_h_init)
-        params["b_h"] = np.zeros(3 * units, dtype)
-        return params
+        return _gated_cell_params(key, n_in, units, 3, dtype, inits)
 
-    return Cell(init, ops.gru_step, lambda batch, dtype: np.zeros((batch, units), dtype),
-                units, ops.gru_sequence)
+    return Cell(init, reference.gru_step, _zero_h(units), units, _gru_sequence, lambda h: h)
+
+
+def _as_dtype(a, dtype):
+    """``a`` in ``dtype``; a traced value stays traced (cast by a primitive)."""
+    if getattr(a, "dtype", None) == dtype:
+        return a
+    return a.astype(dtype) if hasattr(a, "astype") else np.asarray(a, dtype)
 
 
 def _initial_carry(kind, cell, state, batch, dtype):
@@ -117,16 +178,22 @@ def _initial_carry(kind, cell, state, batch, dtype):
         raise ShapeError(f"{kind}: the stored state has shapes {got} but this batch needs {want}; "
                          "a stateful layer needs the same batch size every call "
                          "(call reset_states(state) to start afresh)")
-    return tree_map(lambda a: np.asarray(a, dtype), carry)
+    return tree_map(lambda a: _as_dtype(a, dtype), carry)
+
+
+def _param_dtype(params, x):
+    leaves = tree_leaves(params)
+    if leaves:
+        return leaves[0].dtype
+    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
 
 
 def _sequence_layer(kind, cell, return_sequences, stateful):
     """A Layer running ``cell`` over time; see the module docstring."""
-    if cell.sequence is None:
-        def run(params, carry, xs, input_grad):
-            return ops.scan(cell.step, params, carry, xs)
-    else:
-        run = cell.sequence
+    def run(params, carry, xs):
+        if cell.sequence is not None:
+            return cell.sequence(params, carry, xs)
+        return ops.scan(cell.step, params, carry, xs)
 
     def init(key, in_shape, dtype):
         if len(in_shape) != 2:
@@ -135,26 +202,17 @@ def _sequence_layer(kind, cell, return_sequences, stateful):
         out_shape = (in_shape[0], cell.units) if return_sequences else (cell.units,)
         return out_shape, cell.init(key, in_shape[1], dtype), {}
 
-    def apply(params, state, x, train, key, input_grad):
-        x = np.asarray(x)
+    def apply(params, state, x, train, key):
+        x = x if hasattr(x, "ndim") else np.asarray(x)
         if x.ndim != 3 or x.shape[1] == 0:
             raise ShapeError("expected inputs of shape (batch, time >= 1, features), "
                              f"got {x.shape}")
-        dtype = tree_leaves(params)[0].dtype
-        carry0 = _initial_carry(kind, cell, state, len(x), dtype)
-        (ys, carry), back = run(params, carry0, x, input_grad)
-        new_state = {**state, "carry": carry} if stateful else state
-
-        def backward(dy):
-            if return_sequences:
-                dys = dy
-            else:
-                dys = np.zeros_like(ys)
-                dys[:, -1] = dy
-            dparams, _, dx = back((dys, None))
-            return dparams, dx
-
-        return (ys if return_sequences else ys[:, -1]), new_state, backward
+        carry0 = _initial_carry(kind, cell, state, len(x), _param_dtype(params, x))
+        ys, carry = run(params, carry0, x)
+        new_state = {**state, "carry": stop_gradient(carry)} if stateful else state
+        if return_sequences:
+            return ys, new_state
+        return (ys[:, -1] if cell.readout is None else cell.readout(carry)), new_state
 
     return Layer(kind, init, apply)
 
@@ -169,43 +227,46 @@ def Recurrent(cell, return_sequences=False, stateful=False):
 
 @layer_constructor
 def SimpleRNN(units, return_sequences=False, stateful=False,
-              w_x_init="glorot_uniform", w_h_init="orthogonal"):
+              w_x_init="glorot_uniform", w_h_init="orthogonal", b_init="zeros"):
     """Vanilla RNN ``h_t = tanh(x_t W_x + h_{t-1} W_h + b)``.
 
     Params ``{"W_x": (F, units), "W_h": (units, units), "b": (units,)}``; input
-    weights glorot, recurrent weights orthogonal, bias zeros.
+    weights glorot, recurrent weights orthogonal, bias ``b_init`` (zeros; drawn
+    with ``fan_in=units``, see the module docstring).
     """
     _check_units("SimpleRNN", units)
-    return _sequence_layer("simple_rnn", make_simple_rnn_cell(units, w_x_init, w_h_init),
+    return _sequence_layer("simple_rnn", make_simple_rnn_cell(units, w_x_init, w_h_init, b_init),
                            return_sequences, stateful)
 
 
 @layer_constructor
 def LSTM(units, forget_bias=1.0, return_sequences=False, stateful=False,
-         w_x_init="glorot_uniform", w_h_init="orthogonal"):
+         w_x_init="glorot_uniform", w_h_init="orthogonal", b_init="zeros"):
     """Long short-term memory, gates ``[i, f, g, o]`` (PyTorch's order).
 
     Params ``{"W_x": (F, 4 units), "W_h": (units, 4 units), "b": (4 units,)}``;
-    the forget gate's bias starts at ``forget_bias`` (1.0 keeps memories early in
-    training), the other biases at zero. Carry ``(h, c)``.
+    the biases come from ``b_init`` (zeros; drawn with ``fan_in=units``), then
+    the forget gate's are set to ``forget_bias`` (1.0 keeps memories early in
+    training; ``None`` leaves ``b_init``'s values). Carry ``(h, c)``.
     """
     _check_units("LSTM", units)
-    return _sequence_layer("lstm", make_lstm_cell(units, forget_bias, w_x_init, w_h_init),
-                           return_sequences, stateful)
+    cell = make_lstm_cell(units, forget_bias, w_x_init, w_h_init, b_init)
+    return _sequence_layer("lstm", cell, return_sequences, stateful)
 
 
 @layer_constructor
 def GRU(units, return_sequences=False, stateful=False,
-        w_x_init="glorot_uniform", w_h_init="orthogonal"):
+        w_x_init="glorot_uniform", w_h_init="orthogonal", b_init="zeros", b_h_init="zeros"):
     """Gated recurrent unit, reset-after form (PyTorch's), gates ``[r, z, n]``:
     ``h_t = (1 - z) n + z h_{t-1}`` with ``n = tanh(x W_xn + b_n + r (h W_hn + b_hn))``.
 
     Params ``{"W_x": (F, 3 units), "W_h": (units, 3 units), "b": (3 units,),
-    "b_h": (3 units,)}``.
+    "b_h": (3 units,)}``; ``b`` from ``b_init``, ``b_h`` from ``b_h_init`` (both
+    zeros; drawn with ``fan_in=units``).
     """
     _check_units("GRU", units)
-    return _sequence_layer("gru", make_gru_cell(units, w_x_init, w_h_init),
-                           return_sequences, stateful)
+    cell = make_gru_cell(units, w_x_init, w_h_init, b_init, b_h_init)
+    return _sequence_layer("gru", cell, return_sequences, stateful)
 
 
 @layer_constructor
@@ -231,24 +292,14 @@ def Bidirectional(layer):
         out_shape = tuple(out_shape[:-1]) + (2 * out_shape[-1],)
         return out_shape, {"forward": p_f, "backward": p_b}, {"forward": s_f, "backward": s_b}
 
-    def apply(params, state, x, train, key, input_grad):
+    def apply(params, state, x, train, key):
         k_f, k_b = split(key) if key is not None else (None, None)
-        y_f, s_f, back_f = fwd.apply(params["forward"], state.get("forward", {}), x,
-                                     train=train, key=k_f, input_grad=input_grad)
-        y_b, s_b, back_b = bwd.apply(params["backward"], state.get("backward", {}), x[:, ::-1],
-                                     train=train, key=k_b, input_grad=input_grad)
-        sequences = y_b.ndim == 3
-        units = y_f.shape[-1]
-        y = np.concatenate([y_f, y_b[:, ::-1] if sequences else y_b], axis=-1)
-
-        def backward(dy):
-            dp_f, dx_f = back_f(dy[..., :units])
-            dy_b = dy[..., units:]
-            dp_b, dx_b = back_b(dy_b[:, ::-1] if sequences else dy_b)
-            dx = None if dx_f is None or dx_b is None else dx_f + dx_b[:, ::-1]
-            return {"forward": dp_f, "backward": dp_b}, dx
-
-        return y, {"forward": s_f, "backward": s_b}, backward
+        y_f, s_f = fwd.apply(params["forward"], state.get("forward", {}), x,
+                             train=train, key=k_f)
+        y_b, s_b = bwd.apply(params["backward"], state.get("backward", {}), x[:, ::-1],
+                             train=train, key=k_b)
+        y = concatenate([y_f, y_b[:, ::-1] if y_b.ndim == 3 else y_b], axis=-1)
+        return y, {"forward": s_f, "backward": s_b}
 
     return Layer("bidirectional", init, apply, children=(fwd, bwd))
 

@@ -1,11 +1,14 @@
 """Elementwise and softmax activations, each forward with its backward beside it.
 
-``get(name_or_primitive)`` looks one up by name; ``NAMES`` lists the names.
+``get(name_or_function)`` looks one up by name; ``NAMES`` lists the names. Any
+function of primitives is an activation too (``lambda x: x * sigmoid(x)``): the
+engine differentiates it, so it needs no backward of its own; ``register`` gives
+it a name, so models using it can be saved.
 """
 import numpy as np
 
 from ..errors import ConfigError
-from .core import Primitive, primitive
+from .core import primitive
 
 
 @primitive
@@ -118,31 +121,31 @@ _REGISTRY["linear"] = identity
 NAMES = tuple(sorted(_REGISTRY))
 
 
-def register(prim, name=None):
-    """Make a user-defined primitive available by name (e.g. in saved models)."""
-    if not isinstance(prim, Primitive):
-        raise TypeError("register() takes a primitive; define it with @purenet.primitive")
-    _REGISTRY[name or prim.name] = prim
-    return prim
+def register(fn, name=None):
+    """Make a user-defined activation (a primitive, or a function of primitives)
+    available by name, e.g. in saved models."""
+    if not callable(fn):
+        raise TypeError(f"register() takes a primitive or a function, got {type(fn).__name__}")
+    name = name or getattr(fn, "name", None) or fn.__name__
+    if name == "<lambda>":
+        raise ConfigError("register(): a lambda needs an explicit name=")
+    _REGISTRY[name] = fn
+    return fn
 
 
 def get(activation):
-    """An activation primitive from its name, or the primitive itself."""
-    if isinstance(activation, Primitive):
-        return activation
+    """An activation from its name, or the primitive or function itself."""
     if activation is None:
         return identity
     if isinstance(activation, str) and activation in _REGISTRY:
         return _REGISTRY[activation]
     if callable(activation):
-        raise ConfigError(
-            f"activation {activation!r} is a plain function; wrap it with @purenet.primitive "
-            "so it has a backward pass")
+        return activation
     raise ConfigError(f"unknown activation {activation!r}; choose one of {', '.join(sorted(_REGISTRY))}")
 
 
 def name_of(prim):
-    """The registered name of an activation primitive, or None if it has none."""
+    """The registered name of an activation, or None if it has none."""
     for name, p in _REGISTRY.items():
         if p is prim:
             return name

@@ -16,6 +16,10 @@ for stride ``s``, dilation ``d`` and ``x_pad`` the zero-padded input. Padding is
 the extra pixel after, as Keras does), an int, a pair (rows, cols), or explicit
 ``((top, bottom), (left, right))``.
 
+Gradients: the backward computes only those of the arguments that want one (see
+``ops.core``): a network's first convolution, whose input is data, never pays for
+the input gradient, its most expensive part. ``b=None`` has no gradient (None).
+
 How it is fast:
 
 * Channels-last inside. The padded image is copied once into (N, H, W, C) order;
@@ -292,11 +296,28 @@ def _input_grad(gt, w, geom, dtype):
     return dxp[:, top:top + h, left:left + w_]
 
 
+def _kernel_grads(xp, gt, geom, dtype, w2, want_dw, want_db):
+    """``(dW2 (kh*kw*C_in, C_out), db (C_out,))`` from channels-last output gradient ``gt``;
+    either is None when not wanted. dW2 rebuilds the patch chunks instead of keeping them."""
+    c_out = w2.shape[1]
+    if not want_dw:
+        return None, (gt.sum(axis=(0, 1, 2)) if want_db else None)
+    dw, db = np.zeros(w2.shape, dtype), np.zeros(c_out, dtype)
+    for samples, cols in patch_chunks(xp, geom, dtype, c_out):
+        g2 = np.ascontiguousarray(gt[samples]).reshape(-1, c_out)
+        dw += cols.T @ g2
+        if want_db:
+            db += g2.sum(axis=0)        # while the chunk is still in cache
+    return dw, (db if want_db else None)
+
+
 @primitive
-def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1, input_grad=True):
+def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1):
     """2-D convolution: ``x (N, C_in, H, W)``, ``w (kh, kw, C_in, C_out)``, ``b (C_out,)`` or
-    None -> ``(N, C_out, H_out, W_out)``. See the module docstring for the settings;
-    ``input_grad=False`` skips ``dx`` (returns None) when nobody needs it."""
+    None -> ``(N, C_out, H_out, W_out)``. See the module docstring for the settings.
+
+    The backward computes only the gradients asked for: the input gradient of a first
+    layer (its input is data) is never computed."""
     _check_conv2d_args(x, w, b)
     geom = Geometry(x.shape[2:], w.shape[:2], stride, padding, dilation)
     dtype = np.result_type(x.dtype, w.dtype)
@@ -304,16 +325,12 @@ def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1, input_grad=True):
     w2 = w.reshape(-1, w.shape[3])
     y = correlate(xp, w2, geom, dtype, b)
 
-    def backward(g):
+    def backward(g, needed):
         # y = cols W2 + b  =>  dW2 = cols^T g,  db = Σ_rows g,  dx = im2col^T(g W2^T) (_input_grad)
         gt = channels_last(g)
-        dw, db = np.zeros(w2.shape, dtype), np.zeros(w2.shape[1], dtype)
-        for samples, cols in patch_chunks(xp, geom, dtype, w2.shape[1]):
-            g2 = np.ascontiguousarray(gt[samples]).reshape(-1, w2.shape[1])
-            dw += cols.T @ g2
-            db += g2.sum(axis=0)
-        dx = _input_grad(gt, w, geom, dtype).transpose(0, 3, 1, 2) if input_grad else None
-        return dx, dw.reshape(w.shape), None if b is None else db
+        dw, db = _kernel_grads(xp, gt, geom, dtype, w2, needed[1], needed[2] and b is not None)
+        dx = _input_grad(gt, w, geom, dtype).transpose(0, 3, 1, 2) if needed[0] else None
+        return dx, None if dw is None else dw.reshape(w.shape), db
 
     return y.transpose(0, 3, 1, 2), backward
 
@@ -334,18 +351,18 @@ def settings_1d(stride=1, padding="valid", dilation=1):
 
 
 @primitive
-def conv1d(x, w, b, *, stride=1, padding="valid", dilation=1, input_grad=True):
+def conv1d(x, w, b, *, stride=1, padding="valid", dilation=1):
     """1-D convolution: ``x (N, C_in, W)``, ``w (kw, C_in, C_out)``, ``b (C_out,)`` or None
-    -> ``(N, C_out, W_out)``; the 2-D convolution of a height-1 image."""
+    -> ``(N, C_out, W_out)``; the 2-D convolution of a height-1 image (and its backward,
+    which likewise skips the gradients nobody needs)."""
     if np.ndim(x) != 3 or np.ndim(w) != 3:
         raise ShapeError(f"conv1d: input must be (batch, channels, width) and kernel (kw, in, out), "
                          f"got shapes {np.shape(x)} and {np.shape(w)}")
-    y, back = conv2d.fn(x[:, :, None, :], w[None], b, **settings_1d(stride, padding, dilation),
-                        input_grad=input_grad)
+    y, back = conv2d.fn(x[:, :, None, :], w[None], b, **settings_1d(stride, padding, dilation))
 
-    def backward(g):
+    def backward(g, needed):
         # a height-1 conv2d: reuse its backward and drop the unit axis again
-        dx, dw, db = back(g[:, :, None, :])
-        return None if dx is None else dx[:, :, 0, :], dw[0], db
+        dx, dw, db = back(g[:, :, None, :], needed)
+        return (None if dx is None else dx[:, :, 0, :]), (None if dw is None else dw[0]), db
 
     return y[:, :, 0, :], backward

@@ -68,7 +68,7 @@ def unbroadcast(grad, shape):
 
 def fit_grad(name, i, grad, arg_shape, out_shape):
     """Give ``grad`` the shape ``arg_shape``, or raise a ShapeError naming the primitive."""
-    grad_shape = np.shape(grad)
+    grad_shape = grad.shape if type(grad) is np.ndarray else np.shape(grad)
     if grad_shape == arg_shape:
         return grad
     if grad_shape == out_shape and np.broadcast_shapes(arg_shape, out_shape) == out_shape:
@@ -147,18 +147,30 @@ class Traced:
         return f"Traced({self.value!r})"
 
 
+def _shape(v):
+    return v.shape if type(v) is np.ndarray else np.shape(v)
+
+
 def _unwrap(args):
-    """``(trace, values, parents)`` of a call; ``trace`` None when no argument is traced."""
-    trace, values, parents = None, list(args), []
+    """``(trace, values, parents, needed, shapes)`` of a call with traced arguments."""
+    active = ACTIVE[-1] if ACTIVE else None
+    trace, values, parents, needed, shapes = None, list(args), [], [], []
     for i, a in enumerate(args):
         if type(a) is Traced:
-            if a.node.trace is not ACTIVE[-1]:
-                raise TracingError("higher-order gradients (grad of grad, or a value traced by an "
-                                   "outer grad used inside an inner one) are not supported")
             trace = a.node.trace
-            values[i] = a.value
-            parents.append((i, a))
-    return trace, values, tuple(parents)
+            if trace is not active:
+                raise TracingError(
+                    "a traced value was used outside the grad that made it, or inside a nested "
+                    "grad: higher-order gradients (grad of grad) are not supported" if active else
+                    "a traced value escaped the grad that made it (it was kept past the call); "
+                    "return plain results or use purenet.stop_gradient")
+            values[i] = a = a.value
+            parents.append((i, args[i]))
+            needed.append(True)
+        else:
+            needed.append(False)
+        shapes.append(_shape(a))
+    return trace, values, tuple(parents), tuple(needed), tuple(shapes)
 
 
 def _is_float(value):
@@ -192,10 +204,8 @@ class Primitive:
         return self.fn(*args, **settings)[0]
 
     def _record(self, args, settings):
-        trace, values, parents = _unwrap(args)
+        trace, values, parents, needed, shapes = _unwrap(args)
         out, backward = self.fn(*values, **settings)
-        needed = tuple(type(a) is Traced for a in args)
-        shapes = tuple(np.shape(v) for v in values)
         if isinstance(out, tuple):
             node = Node(self.name, trace, backward, parents, shapes, needed, out)
             trace.tape.append(node)
@@ -228,14 +238,8 @@ def primitive(fn=None, *, name=None):
 
 # --- the backward pass ---------------------------------------------------------
 
-def _add(total, part):
-    return part if total is None else total + part
-
-
 def _output_grads(node, slots):
-    """The gradient a node's backward receives: one array, or a tree like its output."""
-    if node.outputs is None:
-        return slots[0]
+    """The gradient a multi-output node's backward receives: a tree like its output."""
     counter = iter(range(1 << 62))
 
     def build(o):
@@ -247,45 +251,48 @@ def _call_backward(node, g):
     backward = node.backward
     code = getattr(backward, "__code__", None)
     grads = backward(g, node.needed) if code is not None and code.co_argcount >= 2 else backward(g)
-    if not isinstance(grads, tuple) or len(grads) != len(node.needed):
+    if type(grads) is not tuple or len(grads) != len(node.needed):
         raise ShapeError(f"primitive '{node.name}': backward must return a tuple of "
                          f"{len(node.needed)} gradient(s), one per positional argument")
     return grads
 
 
+def _accumulate(grads, box, g):
+    """Add ``g`` into the gradient of ``box``: an array per single-output node, a dict
+    ``{output index: array}`` per multi-output node."""
+    node = box.node
+    if node.outputs is None:
+        total = grads.get(node)
+        grads[node] = g if total is None else total + g
+    else:
+        slots = grads.setdefault(node, {})
+        total = slots.get(box.index)
+        slots[box.index] = g if total is None else total + g
+
+
 def backward_pass(seeds, consume=False):
     """Run the tape backwards from ``seeds``, a list of ``(Traced, gradient)``.
 
-    Returns ``{node: {output_index: gradient}}`` for the argument nodes reached
-    (the caller reads those). ``consume=True`` drops each backward once it has run,
-    freeing what it kept of the forward pass as early as possible.
+    Returns ``{argument node: gradient}`` for the argument nodes reached (the caller
+    reads those). ``consume=True`` drops each backward once it has run, freeing what
+    it kept of the forward pass as early as possible.
     """
     grads = {}
-    trace = None
     for box, g in seeds:
-        slots = grads.setdefault(box.node, {})
-        slots[box.index] = _add(slots.get(box.index), g)
-        trace = box.node.trace
-    if trace is None:
+        _accumulate(grads, box, g)
+    if not seeds:
         return grads
-    for node in reversed(trace.tape):
-        slots = grads.pop(node, None)
-        if slots is None:
+    for node in reversed(seeds[0][0].node.trace.tape):
+        g = grads.pop(node, None)
+        if g is None:
             continue
-        g = _output_grads(node, slots)
-        out_shape = np.shape(g) if node.outputs is None else None
-        all_grads = _call_backward(node, g)
+        single = node.outputs is None
+        all_grads = _call_backward(node, g if single else _output_grads(node, g))
         if consume:
             node.backward = None
-        for (i, parent), gi in _parent_grads(node, all_grads):
-            fitted = fit_grad(node.name, i, gi, node.arg_shapes[i], out_shape)
-            parent_slots = grads.setdefault(parent.node, {})
-            parent_slots[parent.index] = _add(parent_slots.get(parent.index), fitted)
+        out_shape = _shape(g) if single else None
+        for i, parent in node.parents:
+            gi = all_grads[i]
+            if gi is not None:      # None: the primitive is constant in this argument
+                _accumulate(grads, parent, fit_grad(node.name, i, gi, node.arg_shapes[i], out_shape))
     return grads
-
-
-def _parent_grads(node, all_grads):
-    for i, parent in node.parents:
-        gi = all_grads[i]
-        if gi is not None:
-            yield (i, parent), gi

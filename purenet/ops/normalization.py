@@ -8,11 +8,13 @@ Statistics are per channel, the channel being axis 1, over every other axis:
 
     x̂ = (x - μ) / sqrt(σ² + eps),   y = γ x̂ + β           γ, β, μ, σ² of shape (C,)
 
-``batch_norm`` normalises with the statistics of the batch itself (training);
-``batch_norm_train`` is the same computation, also returning those statistics so
-a layer can update its running averages without a second pass over ``x``.
-``batch_norm_inference`` normalises with given (running) statistics, which are
-then constants.
+``batch_norm(x, gamma, beta) -> (y, mean, var)`` normalises with the statistics
+of the batch itself (training) and returns them as well (``var`` the biased, 1/m,
+batch variance), so a layer can update its running averages without a second
+pass over ``x``. All three outputs are differentiable: a loss may use the batch
+statistics too, and the backward takes ``(g_y, g_mean, g_var)``, any of them None.
+``batch_norm_inference`` normalises with given (running) statistics; a layer
+passes them as constants, but they are differentiable arguments like the others.
 
 Fused rather than composed from smaller primitives: the backward of the batch
 statistics collapses to one short formula and two reductions, where the
@@ -71,62 +73,77 @@ def _check_param(name, p, channels):
                          f"{channels} channels, got {np.shape(p)}")
 
 
-def batch_norm_train(x, gamma, beta, eps=1e-5):
-    """``(y, (mean, var), backward)`` normalising ``x`` by its own batch statistics.
-
-    ``var`` is the biased (1/m) batch variance used for normalising.
-    ``backward(g) -> (dx, dgamma, dbeta)``.
-    """
-    ch = _Channels(x)
-    for name, p in (("gamma", gamma), ("beta", beta)):
+def _check_params(ch, **params):
+    for name, p in params.items():
         _check_param(name, p, ch.c)
+
+
+@primitive
+def batch_norm(x, gamma, beta, *, eps=1e-5):
+    """Training-mode batch norm: ``x (N, C, ...)``, ``gamma, beta (C,)`` ->
+    ``(y, mean, var)``: ``y`` like ``x``, normalised by the batch's own per-channel
+    ``mean (C,)`` and biased (1/m) variance ``var (C,)``, which are returned too."""
+    ch = _Channels(x)
+    _check_params(ch, gamma=gamma, beta=beta)
     m = x.size // ch.c
     x2 = ch.flat(x)
     mean = ch.sums(x2) / m
     xhat = x2 - ch.spread(mean)
     var = ch.sums(np.square(xhat)) / m
-    inv = 1.0 / np.sqrt(var + eps)
+    std = np.sqrt(var + eps)
+    inv = 1.0 / std
     xhat *= ch.spread(inv)
     y = xhat * ch.spread(gamma)
     y += ch.spread(beta)
 
-    def backward(g):
-        # with x̂ = (x-μ)·inv:  dβ = Σg,  dγ = Σ g x̂,
-        # dx = γ·inv · (g - Σg/m - x̂ Σ(g x̂)/m)     (μ and σ² depend on every x of the channel)
-        g2 = ch.flat(g)
-        dbeta, dgamma = ch.sums(g2), ch.sums(g2 * xhat)
-        scale = gamma * inv
-        dx = g2 * ch.spread(scale)
-        dx -= xhat * ch.spread(scale * dgamma / m)
-        dx -= ch.spread(scale * dbeta / m)
-        return ch.unflat(dx), dgamma, dbeta
+    def backward(grads, needed):
+        # x̂ = (x-μ)·inv:  dβ = Σg,  dγ = Σ g x̂,  dx = γ·inv·(g - Σg/m - x̂ Σ(g x̂)/m)
+        #   + g_μ/m + g_σ²·2(x-μ)/m   (∂μ/∂x = 1/m; ∂σ²/∂x = 2(x-μ)/m, as Σ(x-μ) = 0)
+        g_y, g_mean, g_var = grads
+        dgamma = dbeta = None
+        shift, slope = np.zeros_like(mean), np.zeros_like(mean)    # dx = ... + shift + slope·x̂
+        if g_y is not None:
+            g2 = ch.flat(g_y)
+            dbeta, dgamma = ch.sums(g2), ch.sums(g2 * xhat)
+            scale = gamma * inv
+            shift -= scale * dbeta / m
+            slope -= scale * dgamma / m
+        if g_mean is not None:
+            shift += g_mean / m
+        if g_var is not None:
+            slope += g_var * (2 * std / m)          # x - μ = x̂·std
+        dx = None
+        if needed[0]:
+            dx = xhat * ch.spread(slope)
+            dx += ch.spread(shift)
+            if g_y is not None:
+                dx += g2 * ch.spread(scale)
+            dx = ch.unflat(dx)
+        return dx, (dgamma if needed[1] else None), (dbeta if needed[2] else None)
 
-    return ch.unflat(y), (mean, var), backward
-
-
-@primitive
-def batch_norm(x, gamma, beta, *, eps=1e-5):
-    """Training-mode batch norm: ``x (N, C, ...)``, ``gamma, beta (C,)`` -> ``y`` like ``x``."""
-    y, _, backward = batch_norm_train(x, gamma, beta, eps)
-    return y, backward
+    return (ch.unflat(y), mean, var), backward
 
 
 @primitive
 def batch_norm_inference(x, gamma, beta, mean, var, *, eps=1e-5):
     """Batch norm with fixed statistics ``mean, var (C,)``: an affine map per channel."""
     ch = _Channels(x)
-    for name, p in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)):
-        _check_param(name, p, ch.c)
+    _check_params(ch, gamma=gamma, beta=beta, mean=mean, var=var)
     inv = 1.0 / np.sqrt(var + eps)
     x2 = ch.flat(x)
     xhat = (x2 - ch.spread(mean)) * ch.spread(inv)
     y = xhat * ch.spread(gamma)
     y += ch.spread(beta)
 
-    def backward(g):
-        # y = γ (x - μ) inv + β with μ, σ² constants  =>  dx = γ inv g,  dγ = Σ g x̂,  dβ = Σ g
+    def backward(g, needed):
+        # y = γ (x - μ) inv + β:  dx = γ inv g,  dγ = Σ g x̂,  dβ = Σ g,  dμ = -γ inv Σ g,
+        # dσ² = -γ inv² Σ(g x̂) / 2     (inv = (σ² + eps)^(-1/2), so dinv/dσ² = -inv³/2)
         g2 = ch.flat(g)
-        dx = g2 * ch.spread(gamma * inv)
-        return ch.unflat(dx), ch.sums(g2 * xhat), ch.sums(g2), None, None
+        dx = ch.unflat(g2 * ch.spread(gamma * inv)) if needed[0] else None
+        sum_g = ch.sums(g2) if needed[2] or needed[3] else None
+        sum_gx = ch.sums(g2 * xhat) if needed[1] or needed[4] else None
+        return (dx, sum_gx if needed[1] else None, sum_g if needed[2] else None,
+                -gamma * inv * sum_g if needed[3] else None,
+                -0.5 * gamma * inv * inv * sum_gx if needed[4] else None)
 
     return ch.unflat(y), backward

@@ -13,8 +13,14 @@ tied elements (the average of the one-sided derivatives).
 """
 import numpy as np
 
-from .core import Traced, primitive
+from .activations import tanh
+from .core import Traced, TracingError, primitive
 from .linear import matmul, reshape
+
+try:
+    from numpy.exceptions import AxisError
+except ImportError:                     # NumPy < 1.25
+    from numpy import AxisError
 
 
 # --- elementwise arithmetic -----------------------------------------------------
@@ -57,9 +63,13 @@ def power(x, p):
     y = np.power(x, p)
 
     def backward(g, needed):
-        # d x^p / dx = p x^(p-1);  d x^p / dp = x^p log x  (x > 0)
+        # d x^p / dx = p x^(p-1);  d x^p / dp = x^p log x  (x > 0), which tends to 0 at x = 0
         dx = g * p * np.power(x, p - 1) if needed[0] else None
-        return dx, (g * y * np.log(x) if needed[1] else None)
+        dp = None
+        if needed[1]:
+            zero = x == 0
+            dp = g * np.where(zero, 0, y * np.log(np.where(zero, 1, x)))
+        return dx, dp
 
     return y, backward
 
@@ -95,16 +105,19 @@ def absolute(x):
     return np.abs(x), lambda g: (g * np.sign(x),)
 
 
-def _tie_split(mask_a, mask_b):
-    """Weights of the two inputs of maximum/minimum: 1 where one wins, 1/2 at ties."""
-    return mask_a + 0.5 * (mask_a == mask_b), mask_b + 0.5 * (mask_a == mask_b)
+def _tie_split(mask_a, mask_b, dtype):
+    """Weights of the two inputs of maximum/minimum: 1 where one wins, 1/2 at ties.
+
+    They are made in the gradient's dtype, so float32 gradients stay float32."""
+    half = np.asarray(0.5, dtype) * (mask_a == mask_b)
+    return mask_a + half, mask_b + half
 
 
 @primitive
 def maximum(a, b):
     def backward(g):
         # the gradient goes to the larger input; ties split it in half
-        wa, wb = _tie_split(a > b, b > a)
+        wa, wb = _tie_split(a > b, b > a, g.dtype)
         return g * wa, g * wb
 
     return np.maximum(a, b), backward
@@ -114,7 +127,7 @@ def maximum(a, b):
 def minimum(a, b):
     def backward(g):
         # the gradient goes to the smaller input; ties split it in half
-        wa, wb = _tie_split(a < b, b < a)
+        wa, wb = _tie_split(a < b, b < a, g.dtype)
         return g * wa, g * wb
 
     return np.minimum(a, b), backward
@@ -143,9 +156,17 @@ def cast(x, dtype):
 # --- reductions -------------------------------------------------------------------
 
 def _axes(axis, ndim):
+    """``axis`` (None, an int or a sequence of ints) as a tuple of non-negative axes.
+
+    An axis outside ``[-ndim, ndim)`` is an AxisError, as in NumPy (wrapping it
+    around would silently reduce or permute the wrong axis)."""
     if axis is None:
         return tuple(range(ndim))
-    return tuple(a % ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise AxisError(a, ndim)
+    return tuple(a % ndim for a in axes)
 
 
 def _spread(g, shape, axes, keepdims):
@@ -184,7 +205,7 @@ def max(x, *, axis=None, keepdims=False):   # noqa: A001
     def backward(g):
         # the gradient goes to the maximum of each group, split equally among ties
         hit = x == y
-        share = hit / hit.sum(axis=axes, keepdims=True)
+        share = (hit / hit.sum(axis=axes, keepdims=True)).astype(g.dtype, copy=False)
         return (share * (g if keepdims else np.expand_dims(g, axes)),)
 
     return (y if keepdims else np.squeeze(y, axes)), backward
@@ -215,9 +236,14 @@ def getitem(x, index):
 
 @primitive
 def transpose(x, axes=None):
-    axes = tuple(reversed(range(np.ndim(x)))) if axes is None else tuple(a % x.ndim for a in axes)
-    # a permutation of axes: the gradient is permuted back by the inverse permutation
-    return np.transpose(x, axes), lambda g: (np.transpose(g, np.argsort(axes)), None)
+    axes = tuple(reversed(range(np.ndim(x)))) if axes is None else _axes(axes, np.ndim(x))
+
+    def backward(g, needed):
+        # a permutation of axes: the gradient is permuted back by the inverse permutation;
+        # one gradient per positional argument, whether ``axes`` was passed or not
+        return (np.transpose(g, np.argsort(axes)),) + (None,) * (len(needed) - 1)
+
+    return np.transpose(x, axes), backward
 
 
 @primitive
@@ -270,6 +296,13 @@ def _method(fn, reflected=False):
     return lambda self, other: fn(self, other)
 
 
+def _method_axes(axes):
+    """The axes of ``x.transpose()``, ``x.transpose(1, 0, 2)`` or ``x.transpose((1, 0, 2))``."""
+    if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+        axes = axes[0]
+    return axes or None
+
+
 def _comparison(op):
     return lambda self, other: op(self.value, other.value if type(other) is Traced else other)
 
@@ -282,11 +315,32 @@ for _name, _op in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
                    ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)):
     setattr(Traced, f"__{_name}__", _comparison(_op))
 
+_UFUNCS = {np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
+           np.power: power, np.negative: negative, np.exp: exp, np.log: log, np.sqrt: sqrt,
+           np.absolute: absolute, np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
+           np.tanh: tanh}
+_COMPARISONS = (np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal)
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    """NumPy ufuncs on traced values: the ones with a primitive run it (``np.exp(x)``,
+    ``ndarray + x``); comparisons compare values; any other is a clear error."""
+    if method == "__call__" and not kwargs:
+        if ufunc in _UFUNCS:
+            return _UFUNCS[ufunc](*inputs)
+        if ufunc in _COMPARISONS:
+            return ufunc(*(i.value if type(i) is Traced else i for i in inputs))
+    how = "" if method == "__call__" and not kwargs else f" (as {method} with {sorted(kwargs)})"
+    raise TracingError(f"np.{ufunc.__name__}{how} has no gradient in purenet; use a purenet.ops "
+                       "primitive, or define one with @purenet.primitive")
+
+
+Traced.__array_ufunc__ = _array_ufunc
 Traced.__neg__ = lambda self: negative(self)
 Traced.__abs__ = lambda self: absolute(self)
 Traced.__getitem__ = lambda self, index: getitem(self, index)
 Traced.T = property(lambda self: transpose(self))
-Traced.transpose = lambda self, *axes: transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+Traced.transpose = lambda self, *axes: transpose(self, _method_axes(axes))
 Traced.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
 Traced.astype = lambda self, dtype: cast(self, dtype)
 Traced.sum = lambda self, axis=None, keepdims=False: sum(self, axis=axis, keepdims=keepdims)

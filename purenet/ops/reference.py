@@ -13,8 +13,15 @@ term sends ``g[n, o, p, q] * w[i, j, c, o]`` to the input pixel it read (the
 input gradient is a full correlation with the *flipped* kernel, which is what
 the scatter below amounts to), and ``g[n, o, p, q] * x_pad[...]`` to the kernel
 entry it used, summed over samples AND positions.
+
+It also holds reference recurrent cells (``rnn_step``, ``lstm_step``,
+``gru_step``): one time step each, composed of generic primitives and
+differentiated by the engine, the definition the fused kernels are checked
+against.
 """
 import numpy as np
+
+from .activations import sigmoid, tanh
 
 
 def _pad(x, pads, fill=0.0):
@@ -116,3 +123,47 @@ def avg_pool2d_grad(x, g, pool, stride, pads=((0, 0), (0, 0))):
     for n, c, p, q, r0, c0, window in _windows(x, pool, stride, pads, 0.0):
         dxp[n, c, r0:r0 + pool[0], c0:c0 + pool[1]] += g[n, c, p, q] / window.size
     return _crop(dxp, pads, x.shape)
+
+
+# --- recurrent cells ---------------------------------------------------------------
+#
+# One time step of each built-in recurrent cell, written as plain functions of
+# generic primitives (``@``, ``+``, ``*``, slicing, ``sigmoid``, ``tanh``) with no
+# backward of their own: the engine differentiates them. ``scan`` over these is
+# the definition the fused kernels of ``ops.recurrent`` must reproduce, values and
+# gradients alike. Each is a step of ``scan``: ``step(params, carry, x_t) ->
+# (y_t, new_carry)``, with params ``{"W_x": (F, G*H), "W_h": (H, G*H), "b": (G*H,)}``
+# (and ``"b_h"`` for the GRU), the G gates side by side in PyTorch's orders;
+# x_t (B, F), carries (B, H).
+
+def rnn_step(params, h, x_t):
+    """``h' = tanh(x W_x + h W_h + b)``; output and carry are ``h'``."""
+    h_new = tanh(x_t @ params["W_x"] + h @ params["W_h"] + params["b"])
+    return h_new, h_new
+
+
+def lstm_step(params, carry, x_t):
+    """Gates ``[i, f, g, o] = [σ, σ, tanh, σ](x W_x + h W_h + b)``, ``c' = f c + i g``,
+    ``h' = o tanh(c')``; carry ``(h, c)``, output ``h'``."""
+    h, c = carry
+    n = h.shape[1]
+    z = x_t @ params["W_x"] + h @ params["W_h"] + params["b"]
+    i, f = sigmoid(z[:, :n]), sigmoid(z[:, n:2 * n])
+    g, o = tanh(z[:, 2 * n:3 * n]), sigmoid(z[:, 3 * n:])
+    c_new = f * c + i * g
+    h_new = o * tanh(c_new)
+    return h_new, (h_new, c_new)
+
+
+def gru_step(params, h, x_t):
+    """Reset-after GRU, gates ``[r, z, n]``: ``a = x W_x + b``, ``u = h W_h + b_h``,
+    ``r, z = σ(a_r + u_r), σ(a_z + u_z)``, ``n = tanh(a_n + r u_n)``,
+    ``h' = (1 - z) n + z h``; output and carry are ``h'``."""
+    m = h.shape[1]
+    a = x_t @ params["W_x"] + params["b"]
+    u = h @ params["W_h"] + params["b_h"]
+    r = sigmoid(a[:, :m] + u[:, :m])
+    z = sigmoid(a[:, m:2 * m] + u[:, m:2 * m])
+    n = tanh(a[:, 2 * m:] + r * u[:, 2 * m:])
+    h_new = (1 - z) * n + z * h
+    return h_new, h_new

@@ -64,7 +64,7 @@ def validation_loss(model, params, ids, seq_len):
     state, total, count = {}, 0.0, 0
     batch = max(1, min(VAL_BATCH, (len(ids) - 1) // seq_len))
     for x, y in bptt_batches(ids, batch, seq_len, drop_last=False):
-        logits, state, _ = model.apply(params, state, x)
+        logits, state = model.apply(params, state, x)
         total += float(softmax_cross_entropy(logits, y)) * y.size
         count += y.size
     return total / count
@@ -76,13 +76,13 @@ def generate(model, params, vocab, prime, length, temperature=0.8, seed=0):
         raise ConfigError(f"temperature must be positive, got {temperature}")
     rng = generator(key(seed))
     ids = encode(prime, vocab)[None] if prime else np.zeros((1, 1), np.int32)
-    logits, state, _ = model.apply(params, {}, ids)
+    logits, state = model.apply(params, {}, ids)
     out = []
     for _ in range(length):
         z = logits[0, -1].astype(np.float64) / temperature
         nxt = rng.choice(len(z), p=softmax(z))
         out.append(nxt)
-        logits, state, _ = model.apply(params, state, np.array([[nxt]], np.int32))
+        logits, state = model.apply(params, state, np.array([[nxt]], np.int32))
     return prime + decode(np.array(out, np.int32), vocab)
 
 

@@ -100,9 +100,9 @@ def _fraction(value):
 
 def _check_loss(loss):
     loss = losses_module.get(loss)
-    if not callable(getattr(loss, "vjp", None)):
-        raise ConfigError(f"loss {loss!r} has no backward pass: give a loss name or a "
-                          "primitive (see purenet.ops.primitive)")
+    if not callable(loss):
+        raise ConfigError(f"loss {loss!r} is not a function: give a loss name, a primitive, "
+                          "or a function of primitives")
     return loss
 
 

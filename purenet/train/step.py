@@ -1,6 +1,8 @@
 """One step of training, as pure functions: loss and gradients, then an update."""
 from .. import losses as losses_module
 from ..autodiff import value_and_grad
+from ..errors import ConfigError
+from ..ops.core import Traced
 from ..optim import apply_updates
 
 
@@ -14,7 +16,12 @@ def loss_and_grads(model, loss, params, state, x, y, *, key=None, train=True):
 
     def objective(p):
         pred, new_state = model.apply(p, state, x, train=train, key=key)
-        return loss(pred, y), new_state
+        value = loss(pred, y)
+        if type(pred) is Traced and type(value) is not Traced:
+            raise ConfigError(f"loss {getattr(loss, '__name__', loss)!r} returned a value that does "
+                              "not depend on the prediction, so it has no gradient: a loss must be "
+                              "a primitive or a function of primitives of the prediction")
+        return value, new_state
 
     (value, new_state), grads = value_and_grad(objective, has_aux=True)(params)
     return float(value), grads, new_state

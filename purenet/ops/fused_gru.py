@@ -1,0 +1,105 @@
+"""The GRU (reset-after form, PyTorch's) over a whole sequence, as one primitive.
+
+    gru_sequence(xs, h0, W_x, W_h, b, b_h) -> (ys, h_T)
+    a = x_t W_x + b,   u = h_{t-1} W_h + b_h          (gates [r, z, n] side by side)
+    r = σ(a_r + u_r),  z = σ(a_z + u_z),  n = tanh(a_n + r u_n)
+    h_t = (1 - z) n + z h_{t-1},   ys[:, t] = h_t
+
+Shapes: xs (B, T, F), h0 (B, H), W_x (F, 3H), W_h (H, 3H), b and b_h (3H,);
+ys (B, T, H), h_T (B, H). It computes exactly ``scan(reference.gru_step, ...)``,
+fused (see ``fused_common`` for the layout and the tricks); the r and z
+columns of the weights and biases are halved so their sigmoids are one
+``tanh``. Everything runs in the dtype of ``W_h``. The backward skips ``dxs``
+(one matmul) when ``xs`` needs no gradient.
+"""
+import numpy as np
+
+from . import fused_common as common
+from .core import primitive
+from .workspace import release_with
+
+
+@primitive
+def gru_sequence(xs, h0, W_x, W_h, b, b_h):
+    """Run a GRU over xs (B, T, F) from h0 (B, H): ``(ys (B, T, H), h_T (B, H))``."""
+    xs, h0 = np.asarray(xs), np.asarray(h0)
+    common.check_sequence("gru_sequence", xs, W_x, W_h, {"b": b, "b_h": b_h}, [h0], gates=3)
+    m, steps, batch = W_h.shape[0], xs.shape[1], xs.shape[0]
+    key, ws = common.take_workspace("gru", xs, W_h, 3, us=(steps, 3, batch, m),
+                                    da_n=(steps, batch, m))
+    scale = common.gate_scale(m, 3, (0, 1), W_h.dtype)
+    common.project(ws, xs, W_x, b, scale)           # a = x W_x + b, r and z columns halved
+    hs = ws["hs"]
+    hs[0] = h0
+    _forward_steps(ws, W_h * scale, (b_h * scale).reshape(3, 1, m))
+
+    def backward(g, needed):
+        # per step see _backward_steps; du and da differ only in the n gate (da_n vs r da_n)
+        dys, dh_T = g
+        dh = common.grad_or_zeros(dh_T, hs[0])
+        _backward_steps(ws, W_h, common.time_major(dys), dh, needed[1])
+        du = ws["dz"]
+        dwh = common.recurrent_weight_grad(hs, du) if needed[3] else None
+        dbh = du.reshape(-1, 3 * m).sum(axis=0) if needed[5] else None
+        du[:, :, 2 * m:] = ws["da_n"]                  # du becomes da
+        dxs, dwx, db = common.projection_grads(ws, W_x, du, needed[0], needed[2] or needed[4])
+        return dxs, (dh if needed[1] else None), dwx, dwh, db, dbh
+
+    return (common.outputs(hs), hs[-1].copy()), release_with(backward, key, ws)
+
+
+def _forward_steps(ws, W_hs, b_hs):
+    """The time loop: ``u = h W_h + b_h``, ``[r, z] = σ(a + u)``, ``n = tanh(a_n + r u_n)``,
+    ``h' = n + z (h - n)``; the r and z columns of ``acts``, ``W_hs``, ``b_hs`` come halved."""
+    acts, gates, us, hs, rec, tmp = (ws[k] for k in ("acts", "gates", "us", "hs", "rec", "tmp"))
+    for t in range(len(acts)):
+        np.matmul(hs[t], W_hs, out=rec)
+        u, gt, a = us[t], gates[t], common.by_gate(acts[t], 3)     # gate-major (3, B, H)
+        np.add(common.by_gate(rec, 3), b_hs, out=u)
+        rz = gt[:2]                                    # σ(z) = 0.5 + 0.5 tanh(z/2)
+        np.add(a[:2], u[:2], out=rz)
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        np.multiply(gt[0], u[2], out=tmp)
+        np.add(a[2], tmp, out=gt[2])
+        np.tanh(gt[2], out=gt[2])
+        np.subtract(hs[t], gt[2], out=hs[t + 1])
+        hs[t + 1] *= gt[1]
+        hs[t + 1] += gt[2]
+
+
+def _backward_steps(ws, W_h, dys_tm, dh, need_h0):
+    """Walk time in reverse, filling ``ws["dz"]`` with du and ``ws["da_n"]``; ``dh`` ends as
+    the gradient of h0 (its last update is skipped unless ``need_h0``).
+
+    h' = n + z (h - n), n = tanh(a_n + r u_n):
+      da_n = dh (1-z)(1-n^2)        du_z = da_z = dh (h-n) z(1-z)
+      du_r = da_r = da_n u_n r(1-r)    du_n = da_n r    dh_prev = dh z + du W_h^T
+    """
+    gates, us, hs, du, d, da_n = (ws[k] for k in ("gates", "us", "hs", "dz", "d", "da_n"))
+    one_minus_z, tmp, dh_next = ws["tmp"], ws["tmp2"], ws["slope"][0]
+    W_hT = np.ascontiguousarray(W_h.T)
+    for t in reversed(range(len(du))):
+        r, z, n = gates[t]
+        if dys_tm is not None:
+            dh += dys_tm[t]
+        np.subtract(1, z, out=one_minus_z)
+        np.multiply(n, n, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= dh
+        np.multiply(tmp, one_minus_z, out=da_n[t])
+        np.subtract(hs[t], n, out=tmp)
+        tmp *= dh
+        tmp *= one_minus_z
+        np.multiply(tmp, z, out=d[1])
+        np.subtract(1, r, out=tmp)
+        tmp *= r
+        tmp *= us[t, 2]
+        np.multiply(tmp, da_n[t], out=d[0])
+        np.multiply(da_n[t], r, out=d[2])
+        np.copyto(common.by_gate(du[t], 3), d)
+        if t or need_h0:
+            np.matmul(du[t], W_hT, out=dh_next)
+            np.multiply(dh, z, out=tmp)
+            np.add(dh_next, tmp, out=dh)

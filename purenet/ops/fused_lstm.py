@@ -1,0 +1,105 @@
+"""The LSTM over a whole sequence, as one primitive.
+
+    lstm_sequence(xs, h0, c0, W_x, W_h, b) -> (ys, h_T, c_T)
+    [i, f, g, o] = [σ, σ, tanh, σ](x_t W_x + h_{t-1} W_h + b)
+    c_t = f c_{t-1} + i g,   h_t = o tanh(c_t),   ys[:, t] = h_t
+
+Gate order [i, f, g, o] is PyTorch's. Shapes: xs (B, T, F), h0 and c0 (B, H),
+W_x (F, 4H), W_h (H, 4H), b (4H,); ys (B, T, H), h_T and c_T (B, H). It
+computes exactly ``scan(reference.lstm_step, ...)``, fused (see
+``fused_common`` for the layout and the tricks); the sigmoid gates' columns of
+the weights and bias are halved so one ``tanh`` activates all four gates.
+Everything runs in the dtype of ``W_h``. The backward skips ``dxs`` (one
+matmul) when ``xs`` needs no gradient.
+"""
+import numpy as np
+
+from . import fused_common as common
+from .core import primitive
+from .workspace import release_with
+
+
+@primitive
+def lstm_sequence(xs, h0, c0, W_x, W_h, b):
+    """Run an LSTM over xs (B, T, F) from (h0, c0), each (B, H): ``(ys (B, T, H), h_T, c_T)``."""
+    xs, h0, c0 = np.asarray(xs), np.asarray(h0), np.asarray(c0)
+    common.check_sequence("lstm_sequence", xs, W_x, W_h, {"b": b}, [h0, c0], gates=4)
+    n, steps, batch = W_h.shape[0], xs.shape[1], xs.shape[0]
+    key, ws = common.take_workspace("lstm", xs, W_h, 4, cs=(steps + 1, batch, n),
+                                    tanh_c=(steps, batch, n))
+    scale = common.gate_scale(n, 4, (0, 1, 3), W_h.dtype)
+    common.project(ws, xs, W_x, b, scale)           # pre-activations, sigmoid gates halved
+    hs, cs = ws["hs"], ws["cs"]
+    hs[0], cs[0] = h0, c0                            # hs[t], cs[t] hold h_{t-1}, c_{t-1}
+    _forward_steps(ws, W_h * scale)
+
+    def backward(g, needed):
+        # per step see _backward_steps; then the weights' gradients sum over steps (fused_common)
+        dys, dh_T, dc_T = g
+        dh, dc = common.grad_or_zeros(dh_T, hs[0]), common.grad_or_zeros(dc_T, cs[0])
+        need_carry = needed[1] or needed[2]
+        _backward_steps(ws, W_h, common.time_major(dys), dh, dc, need_carry)
+        dz = ws["dz"]
+        dxs, dwx, db = common.projection_grads(ws, W_x, dz, needed[0], needed[3] or needed[5])
+        dwh = common.recurrent_weight_grad(hs, dz) if needed[4] else None
+        return (dxs, dh if needed[1] else None, dc if needed[2] else None, dwx, dwh, db)
+
+    outs = (common.outputs(hs), hs[-1].copy(), cs[-1].copy())
+    return outs, release_with(backward, key, ws)
+
+
+def _forward_steps(ws, W_hs):
+    """The time loop: gates [i, f, g, o], ``c = f c_prev + i g``, ``h = o tanh(c)``.
+
+    ``W_hs`` and ``ws["acts"]`` come with the sigmoid gates' columns halved.
+    """
+    acts, gates, hs, cs, tanh_c, rec, ig = (ws[k] for k in ("acts", "gates", "hs", "cs", "tanh_c",
+                                                            "rec", "tmp"))
+    half = common.gate_vector(4, [0.5, 0.5, 1, 0.5], W_hs.dtype)
+    shift = common.gate_vector(4, [0.5, 0.5, 0, 0.5], W_hs.dtype)
+    for t in range(len(acts)):
+        np.matmul(hs[t], W_hs, out=rec)
+        rec += acts[t]
+        gt = gates[t]                                  # [i, f, g, o], each (B, H)
+        np.tanh(common.by_gate(rec, 4), out=gt)
+        gt *= half                                     # σ(z) = 0.5 + 0.5 tanh(z/2)
+        gt += shift
+        np.multiply(gt[1], cs[t], out=cs[t + 1])
+        np.multiply(gt[0], gt[2], out=ig)
+        cs[t + 1] += ig
+        np.tanh(cs[t + 1], out=tanh_c[t])
+        np.multiply(gt[3], tanh_c[t], out=hs[t + 1])
+
+
+def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
+    """Walk time in reverse, filling ``ws["dz"]``; ``dh``, ``dc`` end as the gradients of
+    h0, c0 (their last update is skipped unless ``need_carry``).
+
+    h = o tanh(c), c = f c_prev + i g:  dc += dh o (1 - tanh(c)^2);
+    d[i, f, g, o] = [dc g, dc c_prev, dc i, dh tanh(c)];  dz = d * [σ', σ', tanh', σ']
+    with σ' = σ(1-σ), tanh' = 1 - g^2;  dc_prev = dc f;  dh_prev = dz W_h^T.
+    """
+    gates, cs, tanh_c, dz, d, slope, tmp = (ws[k] for k in ("gates", "cs", "tanh_c", "dz", "d",
+                                                            "slope", "tmp2"))
+    W_hT = np.ascontiguousarray(W_h.T)
+    for t in reversed(range(len(dz))):
+        (i, f, g, o), tc = gates[t], tanh_c[t]
+        if dys_tm is not None:
+            dh += dys_tm[t]
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        np.multiply(dc, g, out=d[0])
+        np.multiply(dc, cs[t], out=d[1])
+        np.multiply(dc, i, out=d[2])
+        np.multiply(dh, tc, out=d[3])
+        np.subtract(1, gates[t], out=slope)
+        slope *= gates[t]
+        np.multiply(g, g, out=slope[2])
+        np.subtract(1, slope[2], out=slope[2])
+        np.multiply(d, slope, out=common.by_gate(dz[t], 4))
+        if t or need_carry:
+            dc *= f
+            np.matmul(dz[t], W_hT, out=dh)
