@@ -12,8 +12,10 @@ and returns it together with its backward pass (a vector-Jacobian product):
         return y, backward
 
 ``backward(g)`` receives the gradient of the loss with respect to the output
-and returns one gradient per positional argument (``None`` for an argument
-that is not differentiable, such as integer labels). Keyword arguments are
+and returns one gradient per positional argument. ``None`` declares the output
+constant in that argument: right for integer labels or ids, but for a float
+argument it means no gradient flows there (as with ``stop_gradient``), so a
+primitive should return real gradients for every float argument. Keyword arguments are
 settings (an axis, a slope), never differentiated. A backward may take a
 second argument, ``backward(g, needed)``: ``needed[i]`` says whether argument
 ``i`` wants a gradient, so an expensive one nobody asked for (the input
