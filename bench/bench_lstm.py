@@ -8,7 +8,12 @@ frameworks take turns in several rounds (so neither always gets the quieter
 machine); each one's best round is reported, with the ratio purenet / PyTorch
 in steps per second (the goal is at least 0.7).
 
+purenet's step is ``train_step``: ``purenet.grad`` differentiates the model, and
+the LSTM layer runs the fused ``lstm_sequence`` primitive (its input gradient is
+computed, since the embedding before it is trained).
+
     python bench/bench_lstm.py [--steps 30] [--rounds 3] [--threads N] [--profile]
+    python bench/bench_lstm.py --tiny        # a seconds-long smoke run of small sizes
 """
 import argparse
 import os
@@ -25,16 +30,17 @@ import numpy as np  # noqa: E402  (after the thread settings)
 # run from a checkout without installing
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-VOCAB, EMBED, UNITS, STEPS, BATCH = 65, 64, 256, 64, 32
+FULL = {"vocab": 65, "embed": 64, "units": 256, "steps": 64, "batch": 32}
+TINY = {"vocab": 11, "embed": 8, "units": 16, "steps": 6, "batch": 4}
 
 
-def make_batch(seed=0):
+def make_batch(sizes, seed=0):
     rng = np.random.default_rng(seed)
-    ids = rng.integers(0, VOCAB, (BATCH, STEPS + 1))
+    ids = rng.integers(0, sizes["vocab"], (sizes["batch"], sizes["steps"] + 1))
     return ids[:, :-1], ids[:, 1:]
 
 
-def purenet_runner(x, y):
+def purenet_runner(x, y, sizes):
     """A function running n purenet training steps and returning the seconds taken."""
     from purenet.layers import Dense, serial
     from purenet.layers.embedding import Embedding
@@ -43,8 +49,10 @@ def purenet_runner(x, y):
     from purenet.random import key
     from purenet.train.step import train_step
 
-    model = serial(Embedding(VOCAB, EMBED), LSTM(UNITS, return_sequences=True), Dense(VOCAB))
-    _, params, state = model.init(key(0), (STEPS,))
+    vocab = sizes["vocab"]
+    model = serial(Embedding(vocab, sizes["embed"]), LSTM(sizes["units"], return_sequences=True),
+                   Dense(vocab))
+    _, params, state = model.init(key(0), (sizes["steps"],))
     optimizer = adam(1e-3)
     box = {"params": params, "opt": optimizer.init(params)}
 
@@ -58,16 +66,18 @@ def purenet_runner(x, y):
     return run
 
 
-def torch_runner(x, y):
+def torch_runner(x, y, sizes):
     """The same model and step in PyTorch."""
     import torch
+
+    vocab, embed, units = sizes["vocab"], sizes["embed"], sizes["units"]
 
     class CharLSTM(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed = torch.nn.Embedding(VOCAB, EMBED)
-            self.lstm = torch.nn.LSTM(EMBED, UNITS, batch_first=True)
-            self.out = torch.nn.Linear(UNITS, VOCAB)
+            self.embed = torch.nn.Embedding(vocab, embed)
+            self.lstm = torch.nn.LSTM(embed, units, batch_first=True)
+            self.out = torch.nn.Linear(units, vocab)
 
         def forward(self, ids):
             return self.out(self.lstm(self.embed(ids))[0])
@@ -81,7 +91,7 @@ def torch_runner(x, y):
         start = time.perf_counter()
         for _ in range(n):
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xt).reshape(-1, VOCAB), yt)
+            loss = torch.nn.functional.cross_entropy(model(xt).reshape(-1, vocab), yt)
             loss.backward()
             opt.step()
         return time.perf_counter() - start
@@ -113,22 +123,27 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--profile", action="store_true", help="profile purenet's step instead")
+    parser.add_argument("--tiny", action="store_true",
+                        help="small sizes and few steps: checks that the benchmark runs")
     args = parser.parse_args()
+    sizes = TINY if args.tiny else FULL
+    if args.tiny:
+        args.steps, args.rounds = min(args.steps, 3), min(args.rounds, 1)
     limit_threads(args.threads)
-    x, y = make_batch()
-    pure = purenet_runner(x, y)
+    x, y = make_batch(sizes)
+    pure = purenet_runner(x, y, sizes)
     if args.profile:
         profile(pure)
         return
-    ref = torch_runner(x, y)
+    ref = torch_runner(x, y, sizes)
     pure(3), ref(3)                                   # warm up
     rates = {"purenet": [], "pytorch": []}
     for _ in range(args.rounds):
         rates["pytorch"].append(args.steps / ref(args.steps))
         rates["purenet"].append(args.steps / pure(args.steps))
     best = {name: max(r) for name, r in rates.items()}
-    print(f"LSTM {UNITS} units, embedding {VOCAB}x{EMBED}, sequence {STEPS}, batch {BATCH}, "
-          f"threads {args.threads}")
+    print(f"LSTM {sizes['units']} units, embedding {sizes['vocab']}x{sizes['embed']}, "
+          f"sequence {sizes['steps']}, batch {sizes['batch']}, threads {args.threads}")
     for name, r in rates.items():
         print(f"{name:8s} {best[name]:6.1f} steps/s  (rounds: {', '.join(f'{v:.1f}' for v in r)})")
     print(f"ratio purenet/pytorch (steps/s): {best['purenet'] / best['pytorch']:.2f}")

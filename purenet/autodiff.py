@@ -25,8 +25,11 @@ def _is_leaf_array(x):
     return isinstance(x, (np.ndarray, np.generic, float, int, bool, complex)) or x is None
 
 
-def _trace_tree(tree, trace, where):
-    """``(traced tree, [(path, argument node or None, value)])`` for one argument."""
+def _trace_tree(tree, trace, where, strict=True):
+    """``(traced tree, [(path, argument node or None, value)])`` for one argument.
+
+    ``strict``: a leaf that is neither an array nor a number is a TypeError (``grad``);
+    otherwise it passes through untraced (``vjp`` of a function with settings)."""
     leaves = []
 
     def visit(node, path):
@@ -37,7 +40,7 @@ def _trace_tree(tree, trace, where):
         if type(node) is Traced:
             raise TracingError("higher-order gradients (grad of grad) are not supported: "
                                f"{where}{path} is already being differentiated")
-        if not _is_leaf_array(node):
+        if strict and not _is_leaf_array(node):
             raise TypeError(f"{where}{path} is a {type(node).__name__}; differentiated arguments "
                             "must be arrays, numbers, or dicts/lists/tuples of them")
         if isinstance(node, float) or (isinstance(node, (np.ndarray, np.generic))
@@ -52,8 +55,11 @@ def _trace_tree(tree, trace, where):
     return visit(tree, ""), leaves
 
 
-def _gradient_tree(tree, leaves, grads):
-    """The gradient of one argument, shaped like it, from the backward pass's results."""
+def _gradient_tree(tree, leaves, grads, handed_out):
+    """The gradient of one argument, shaped like it, from the backward pass's results.
+
+    Two leaves never share one array (``a + b`` sends the same gradient to both), so
+    a caller may change one in place; ``handed_out`` holds the ids already returned."""
     it = iter(leaves)
 
     def build(node):
@@ -65,18 +71,23 @@ def _gradient_tree(tree, leaves, grads):
         if arg_node is None:
             return None
         g = grads.get(arg_node)
-        return np.zeros_like(value) if g is None else g
+        if g is None:
+            return np.zeros_like(value)
+        if id(g) in handed_out:
+            g = np.array(g)
+        handed_out.add(id(g))
+        return g
     return build(tree)
 
 
-def _run(f, args, argnums, kwargs):
+def _run(f, args, argnums, kwargs, strict=True):
     """Call ``f`` with the arguments in ``argnums`` traced: ``(out, [(arg, leaves)])``."""
     trace = Trace()
     traced_args, record = list(args), []
     for i in argnums:
         if not -len(args) <= i < len(args):
             raise TypeError(f"argnums {i} is out of range for {len(args)} positional argument(s)")
-        traced_args[i], leaves = _trace_tree(args[i], trace, f"argument {i}")
+        traced_args[i], leaves = _trace_tree(args[i], trace, f"argument {i}", strict)
         record.append((args[i], leaves))
     ACTIVE.append(trace)
     try:
@@ -96,6 +107,9 @@ def stop_gradient(x):
 
 
 def _scalar_seed(value, fname):
+    if isinstance(value, (tuple, list, dict)):
+        raise TypeError(f"grad: {fname} returned a {type(value).__name__}, not a scalar; pass "
+                        "has_aux=True if it returns (value, aux), or use purenet.vjp")
     v = value.value if type(value) is Traced else value
     if np.ndim(v) != 0 or getattr(np.asarray(v), "dtype", np.dtype(object)).kind not in "fc":
         raise TypeError(f"grad: {fname} must return a float scalar (shape ()), got "
@@ -124,7 +138,8 @@ def value_and_grad(f, argnums=0, has_aux=False):
             out, aux = out
         seed = _scalar_seed(out, fname)
         grads = backward_pass([(out, seed)], consume=True) if type(out) is Traced else {}
-        gradients = tuple(_gradient_tree(arg, leaves, grads) for arg, leaves in record)
+        handed_out = set()
+        gradients = tuple(_gradient_tree(arg, leaves, grads, handed_out) for arg, leaves in record)
         value = stop_gradient(out)
         result = (value, stop_gradient(aux)) if has_aux else value
         return result, gradients[0] if single else gradients
@@ -154,33 +169,33 @@ def vjp(f, *args):
 
     The pullback may be called more than once.
     """
-    out, record = _run(f, args, range(len(args)), {})
+    out, record = _run(f, args, range(len(args)), {}, strict=False)
 
     def pullback(g):
         seeds = []
-        for o, gi in zip(_leaves(out), _leaves_like(g, out)):
+        for o, gi in _paired_leaves(out, g):
             if type(o) is Traced and gi is not None:
                 if np.shape(gi) != o.shape:
                     raise TypeError(f"vjp: cotangent has shape {np.shape(gi)}, output has "
                                     f"shape {o.shape}")
                 seeds.append((o, np.asarray(gi, dtype=o.dtype)))
-        grads = backward_pass(seeds)
-        return tuple(_gradient_tree(arg, leaves, grads) for arg, leaves in record)
+        grads, handed_out = backward_pass(seeds), set()
+        return tuple(_gradient_tree(arg, leaves, grads, handed_out) for arg, leaves in record)
 
     return stop_gradient(out), pullback
 
 
-def _leaves(tree):
-    if isinstance(tree, dict):
-        return [leaf for v in tree.values() for leaf in _leaves(v)]
-    if isinstance(tree, (list, tuple)):
-        return [leaf for v in tree for leaf in _leaves(v)]
-    return [tree]
-
-
-def _leaves_like(g, out):
-    """The leaves of cotangent ``g``, which must have ``out``'s tree structure."""
-    leaves = _leaves(g)
-    if len(leaves) != len(_leaves(out)):
-        raise TypeError("vjp: the cotangent's tree structure differs from the output's")
-    return leaves
+def _paired_leaves(out, g):
+    """``[(output leaf, cotangent leaf)]``, matching dict keys by name and sequences by
+    position; a cotangent of another structure is a TypeError."""
+    if isinstance(out, dict):
+        if not isinstance(g, dict) or set(g) != set(out):
+            raise TypeError(f"vjp: the cotangent's structure differs from the output's: "
+                            f"expected a dict with keys {sorted(out)}")
+        return [pair for k in out for pair in _paired_leaves(out[k], g[k])]
+    if isinstance(out, (list, tuple)):
+        if not isinstance(g, (list, tuple)) or len(g) != len(out):
+            raise TypeError(f"vjp: the cotangent's structure differs from the output's: "
+                            f"expected a sequence of {len(out)} items")
+        return [pair for o, gi in zip(out, g) for pair in _paired_leaves(o, gi)]
+    return [(out, g)]

@@ -53,7 +53,7 @@ def test_grad_of_a_composed_loss_matches_central_differences():
 def test_value_and_grad_returns_the_plain_value():
     x, y, w = randn(5, 3), randn(5, 2, seed=1), randn(3, 2, seed=2)
     value, g = pn.value_and_grad(lambda w: mse(sigmoid(x @ w), y))(w)
-    assert type(value) is np.ndarray and value.shape == ()
+    assert type(value) is not Traced and np.shape(value) == ()
     np.testing.assert_allclose(value, np.mean((1 / (1 + np.exp(-(x @ w))) - y) ** 2))
     np.testing.assert_allclose(g, pn.grad(lambda w: mse(sigmoid(x @ w), y))(w))
 
@@ -186,8 +186,7 @@ def test_a_constant_branch_adds_nothing():
 
 @pytest.mark.parametrize("f", [
     lambda x: ops.sum(np.ones(3)), lambda x: 3.0, lambda x: np.float32(2.0),
-    lambda x: ops.sum(ops.stop_gradient(x)) if hasattr(ops, "stop_gradient") else ops.sum(
-        pn.stop_gradient(x)),
+    lambda x: ops.sum(pn.stop_gradient(x)),
 ], ids=["constant array", "python float", "numpy scalar", "stopped"])
 def test_output_independent_of_the_argument_gives_zeros(f):
     x = randn(2, 3)
@@ -236,10 +235,15 @@ def test_non_scalar_output_is_a_helpful_type_error():
     with pytest.raises(TypeError, match=r"loss_per_example must return a float scalar.*\(3,\)"
                                         r".*vjp"):
         pn.grad(loss_per_example)(randn(3))
-    with pytest.raises(TypeError, match="has_aux"):
-        pn.grad(lambda x: (ops.sum(x), 1))(randn(3))
     with pytest.raises(TypeError, match="float scalar"):
         pn.grad(lambda x: 3)(randn(3))
+    with pytest.raises(TypeError, match="has_aux"):
+        pn.grad(lambda x: (3.0, 1))(randn(3))
+
+
+def test_returning_value_and_aux_without_has_aux_suggests_has_aux():
+    with pytest.raises(TypeError, match="has_aux"):
+        pn.grad(lambda x: (ops.sum(x), {"n": 1}))(randn(3))
 
 
 @pytest.mark.parametrize("bad", ["weights", object(), {"w": np.ones(2), "name": "dense"}],
@@ -264,12 +268,29 @@ def test_grad_of_grad_is_a_tracing_error():
     assert ACTIVE == []
 
 
-@pytest.mark.parametrize("convert", [np.asarray, np.array, float, lambda t: np.exp(t) + np.sum(t)],
-                         ids=["asarray", "array", "float", "np.sum"])
+@pytest.mark.parametrize("convert", [
+    np.asarray, np.array, float, lambda t: np.asarray(t, dtype=np.float32),
+    lambda t: np.concatenate([t, t]),
+], ids=["asarray", "array", "float", "asarray float32", "np.concatenate"])
 def test_converting_a_traced_value_is_a_tracing_error(convert):
     with pytest.raises(TracingError, match="stop_gradient"):
-        pn.grad(lambda x: ops.sum(x) * float(np.sum(convert(x))))(np.array(2.0))
+        pn.grad(lambda x: ops.sum(x) * convert(x))(np.array([2.0]))
     assert ACTIVE == []
+
+
+def test_numpy_functions_with_a_primitive_work_on_traced_values():
+    x = np.array([0.5, 1.0, 2.0])
+    g = pn.grad(lambda v: np.sum(np.exp(v)) + np.mean(np.ones(3) * v) + np.max(v, axis=0))(x)
+    np.testing.assert_allclose(g, np.exp(x) + 1 / 3 + np.array([0.0, 0.0, 1.0]))
+    g = pn.grad(lambda v: np.sum(v, dtype=np.float32))(x)
+    np.testing.assert_array_equal(g, np.ones(3))
+
+
+def test_numpy_functions_without_a_primitive_are_tracing_errors():
+    with pytest.raises(TracingError):
+        pn.grad(lambda v: ops.sum(np.sin(v)))(np.ones(3))
+    with pytest.raises(TracingError):
+        pn.grad(lambda v: v.sum(out=np.zeros(())))(np.ones(3))
 
 
 def test_a_traced_value_kept_past_its_grad_is_a_tracing_error():
@@ -321,7 +342,7 @@ def test_vjp_pullback_can_be_called_twice():
     doubled = pullback(2 * u)
     for a, b in zip(tree_leaves(first), tree_leaves(doubled)):
         np.testing.assert_allclose(2 * a, b)
-    assert np.shares_memory(u, u) and not any(type(g) is Traced for g in tree_leaves(first))
+    assert not any(type(g) is Traced for g in tree_leaves(first))
 
 
 def test_vjp_of_trees_and_constant_outputs():
@@ -341,9 +362,6 @@ def test_vjp_cotangent_errors():
         pullback((np.ones(3),))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "autodiff.vjp pairs output and cotangent leaves by position, so a dict cotangent whose "
-    "keys are in another order than the output's is silently matched to the wrong outputs"))
 def test_vjp_dict_cotangent_is_matched_by_key():
     x = np.ones(2)
     _, pullback = pn.vjp(lambda a: {"a": a, "b": 2.0 * a}, x)

@@ -27,3 +27,23 @@ def test_hand_written_loop_is_reproducible_and_learns(capsys):
         np.testing.assert_array_equal(a, b)
     last = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch  50")][-1]
     assert float(last.split("test RMSE")[1].split()[0]) < 4.5
+
+
+def test_autodiff_story_matches_the_hand_derivative_and_learns(capsys):
+    example = load("autodiff.py")
+    losses = example["main"]()
+    out = capsys.readouterr().out
+    assert "x =  2.0   f(x) = 121.0   pn.grad:   88.0   8(4x + 3):   88.0" in out
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0]             # gradient descent works
+    x, y = example["make_data"]()
+    assert losses[-1] < 0.5 * np.mean((y - y.mean()) ** 2)   # and beats predicting the mean
+    # the same gradient as a hand-written backward of the two-layer network
+    params = example["init_params"]()
+    grads = pn.grad(example["loss"])(params, x, y)
+    h = 1 / (1 + np.exp(-(x @ params["W1"] + params["b1"])))
+    d_out = 2 * (h @ params["W2"] + params["b2"] - y) / len(y)
+    d_pre = d_out @ params["W2"].T * h * (1 - h)
+    expected = {"W2": h.T @ d_out, "b2": d_out.sum(0), "W1": x.T @ d_pre, "b1": d_pre.sum(0)}
+    for name, value in expected.items():
+        np.testing.assert_allclose(grads[name], value, rtol=1e-10, atol=1e-12)

@@ -6,14 +6,15 @@ import gc
 import numpy as np
 import pytest
 
-from purenet import grad, stop_gradient, value_and_grad, vjp
+from purenet import grad, value_and_grad, vjp
 from purenet.errors import ConfigError, ShapeError
 from purenet.layers import Dense, serial
 from purenet.layers.embedding import Embedding
 from purenet.layers.recurrent import (GRU, LSTM, Bidirectional, Cell, Recurrent, SimpleRNN,
                                       make_gru_cell, make_lstm_cell, make_simple_rnn_cell,
                                       reset_states)
-from purenet.ops import fused_common, reference, workspace
+from purenet.ops import reference
+from purenet.ops.recurrent import common as fused_common, workspace
 from purenet.ops import recurrent as rec
 from purenet.ops.activations import sigmoid, tanh
 from purenet.random import key
@@ -113,6 +114,21 @@ def test_kernel_primitive_gradients_flat_arguments(kind):
     # the primitive itself, every positional argument (xs, h0[, c0], weights, biases)
     p, c, xs = cell_params(kind), carry0(kind, 2), randn(2, 3, F, seed=9)
     check_grads(PRIMITIVES[kind], xs, *tree_leaves(c), *p.values())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kernel_gradient_of_each_argument_alone(kind):
+    # with only argument i traced, the backward sees needed = (False, .., True, .., False)
+    # and must still give that argument's full gradient
+    p, c, xs = cell_params(kind), carry0(kind, 2), randn(2, 3, F, seed=9)
+    args = (xs, *tree_leaves(c), *p.values())
+    out, back = vjp(PRIMITIVES[kind], *args)
+    u = tuple(randn(*o.shape, seed=k) for k, o in enumerate(out))
+    full = back(u)
+    for i in range(len(args)):
+        def alone(a, i=i):
+            return PRIMITIVES[kind](*args[:i], a, *args[i + 1:])
+        np.testing.assert_allclose(vjp(alone, args[i])[1](u)[0], full[i], rtol=1e-12, atol=0)
 
 
 def cotangent_choices(kind, ys, carry):

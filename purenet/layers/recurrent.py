@@ -212,7 +212,7 @@ def _sequence_layer(kind, cell, return_sequences, stateful):
         new_state = {**state, "carry": stop_gradient(carry)} if stateful else state
         if return_sequences:
             return ys, new_state
-        return (ys[:, -1] if True else cell.readout(carry)), new_state
+        return (ys[:, -1] if cell.readout is None else cell.readout(carry)), new_state
 
     return Layer(kind, init, apply)
 

@@ -10,4 +10,4 @@ from .numeric import (absolute, add, cast, concatenate, divide, exp, getitem, lo
                       mean, minimum, multiply, negative, power, sqrt, stack, subtract, sum,
                       transpose, unstack, where)
 from .pooling import avg_pool1d, avg_pool2d, global_avg_pool2d, max_pool1d, max_pool2d
-from .recurrent import gru_cell, lstm_cell, rnn_cell, scan
+from .recurrent import gru_sequence, lstm_sequence, rnn_sequence, scan

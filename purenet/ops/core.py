@@ -106,7 +106,7 @@ class Node:
         self.trace = trace
         self.backward = backward        # g -> gradients, one per positional argument
         self.parents = parents          # ((argnum, Traced), ...) for the traced arguments
-        self.arg_shapes = arg_shapes    # shapes of every positional argument
+        self.arg_shapes = arg_shapes    # shapes of the traced positional arguments (else None)
         self.needed = needed            # (bool, ...): which arguments want a gradient
         self.outputs = outputs          # None: one array output; else the output tree
 
@@ -145,6 +145,9 @@ class Traced:
     def __float__(self):
         self.__array__()
 
+    def __bool__(self):
+        return bool(self.value)     # control flow may read a value; it has no gradient
+
     def __repr__(self):
         return f"Traced({self.value!r})"
 
@@ -169,9 +172,10 @@ def _unwrap(args):
             values[i] = a = a.value
             parents.append((i, args[i]))
             needed.append(True)
+            shapes.append(_shape(a))
         else:
             needed.append(False)
-        shapes.append(_shape(a))
+            shapes.append(None)         # only traced arguments' shapes are ever checked
     return trace, values, tuple(parents), tuple(needed), tuple(shapes)
 
 

@@ -39,6 +39,8 @@ def _batched_matmul(a, b):
 
     def backward(g, needed):
         # y = a b  =>  da = g b^T,  db = a^T g; batch axes that broadcasting added are summed
+        if a.ndim == 1 and b.ndim == 1:             # a dot product: y = <a, b>
+            return (g * b if needed[0] else None), (g * a if needed[1] else None)
         g2 = g if a.ndim > 1 else np.expand_dims(g, -2)
         g2 = g2 if b.ndim > 1 else np.expand_dims(g2, -1)
         da = db = None

@@ -343,6 +343,20 @@ Traced.T = property(lambda self: transpose(self))
 Traced.transpose = lambda self, *axes: transpose(self, _method_axes(axes))
 Traced.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
 Traced.astype = lambda self, dtype: cast(self, dtype)
-Traced.sum = lambda self, axis=None, keepdims=False: sum(self, axis=axis, keepdims=keepdims)
-Traced.mean = lambda self, axis=None, keepdims=False: mean(self, axis=axis, keepdims=keepdims)
-Traced.max = lambda self, axis=None, keepdims=False: max(self, axis=axis, keepdims=keepdims)
+
+
+def _reduction_method(fn):
+    """``x.sum/mean/max(axis, keepdims)``; NumPy's ``np.sum(x)`` (and mean, max) call these
+    with ``dtype=`` and ``out=`` too, so they are accepted: a dtype casts the result."""
+    def method(self, axis=None, keepdims=False, *, dtype=None, out=None):
+        if out is not None:
+            raise TracingError(f"{fn.name}(out=...) would write a traced value into a plain "
+                               "array; use the returned value instead")
+        y = fn(self, axis=axis, keepdims=keepdims)
+        return y if dtype is None else cast(y, dtype)
+    return method
+
+
+Traced.sum = _reduction_method(sum)
+Traced.mean = _reduction_method(mean)
+Traced.max = _reduction_method(max)

@@ -17,7 +17,7 @@ entry it used, summed over samples AND positions.
 It also holds reference recurrent cells (``rnn_step``, ``lstm_step``,
 ``gru_step``): one time step each, composed of generic primitives and
 differentiated by the engine, the definition the fused kernels are checked
-against.
+against. The built-in recurrent layers' cells use them as their ``step``.
 """
 import numpy as np
 

@@ -14,9 +14,9 @@ reference cells ``rnn_step``, ``lstm_step`` and ``gru_step`` of
 The fused kernels compute ``scan`` over those three steps as ONE primitive
 each, with a hand-derived backward through the whole sequence, much faster:
 
-    rnn_sequence(xs, h0, W_x, W_h, b)          -> (ys, h_T)        ``fused_rnn``
-    lstm_sequence(xs, h0, c0, W_x, W_h, b)     -> (ys, h_T, c_T)   ``fused_lstm``
-    gru_sequence(xs, h0, W_x, W_h, b, b_h)     -> (ys, h_T)        ``fused_gru``
+    rnn_sequence(xs, h0, W_x, W_h, b)          -> (ys, h_T)        ``rnn``
+    lstm_sequence(xs, h0, c0, W_x, W_h, b)     -> (ys, h_T, c_T)   ``lstm``
+    gru_sequence(xs, h0, W_x, W_h, b, b_h)     -> (ys, h_T)        ``gru``
 
 with xs (B, T, F), carries (B, H), ys (B, T, H) and the gates side by side in
 the weights' last axis (gate orders [i, f, g, o] and [r, z, n], PyTorch's).
@@ -26,11 +26,11 @@ the input gradient ``dxs`` (one matmul) is skipped when ``xs`` is data.
 """
 import numpy as np
 
-from ..errors import ShapeError
-from .fused_gru import gru_sequence
-from .fused_lstm import lstm_sequence
-from .fused_rnn import rnn_sequence
-from .numeric import stack, unstack
+from ...errors import ShapeError
+from ..numeric import stack, unstack
+from .gru import gru_sequence
+from .lstm import lstm_sequence
+from .rnn import rnn_sequence
 
 __all__ = ["scan", "rnn_sequence", "lstm_sequence", "gru_sequence"]
 
@@ -56,15 +56,3 @@ def _check_time_axis(xs):
                          f"time step, got shape {np.shape(xs)}")
 
 
-# --- transitional: ``ops/__init__`` still imports these removed names ------------
-
-def _removed(name, instead):
-    def removed(*args, **kwargs):
-        raise NotImplementedError(f"{name} was removed: use {instead}")
-    removed.__name__ = name
-    return removed
-
-
-rnn_cell = _removed("rnn_cell", "purenet.ops.reference.rnn_step or rnn_sequence")
-lstm_cell = _removed("lstm_cell", "purenet.ops.reference.lstm_step or lstm_sequence")
-gru_cell = _removed("gru_cell", "purenet.ops.reference.gru_step or gru_sequence")

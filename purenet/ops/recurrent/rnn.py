@@ -5,14 +5,14 @@
 
 Shapes: xs (B, T, F), h0 (B, H), W_x (F, H), W_h (H, H), b (H,); ys (B, T, H),
 h_T (B, H). It computes exactly ``scan(reference.rnn_step, ...)``, fused (see
-``fused_common`` for the layout and the tricks). Everything runs in the dtype
+``common`` for the layout and the tricks). Everything runs in the dtype
 of ``W_h``. Its backward skips ``dxs`` (one matmul) when ``xs`` needs no
 gradient, as for a first layer fed with data.
 """
 import numpy as np
 
-from . import fused_common as common
-from .core import primitive
+from . import common
+from ..core import primitive
 from .workspace import release_with
 
 
@@ -29,7 +29,7 @@ def rnn_sequence(xs, h0, W_x, W_h, b):
 
     def backward(g, needed):
         # h_t = tanh(z_t), z_t = x_t W_x + h_{t-1} W_h + b  =>  dz_t = dh_t (1 - h_t^2),
-        # dh_{t-1} = dz_t W_h^T; the weights' gradients sum over steps (fused_common)
+        # dh_{t-1} = dz_t W_h^T; the weights' gradients sum over steps (common)
         dys, dh_T = g
         dh = common.grad_or_zeros(dh_T, hs[0])
         _backward_steps(ws, W_h, common.time_major(dys), dh, needed[1])

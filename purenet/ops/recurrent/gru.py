@@ -7,15 +7,15 @@
 
 Shapes: xs (B, T, F), h0 (B, H), W_x (F, 3H), W_h (H, 3H), b and b_h (3H,);
 ys (B, T, H), h_T (B, H). It computes exactly ``scan(reference.gru_step, ...)``,
-fused (see ``fused_common`` for the layout and the tricks); the r and z
+fused (see ``common`` for the layout and the tricks); the r and z
 columns of the weights and biases are halved so their sigmoids are one
 ``tanh``. Everything runs in the dtype of ``W_h``. The backward skips ``dxs``
 (one matmul) when ``xs`` needs no gradient.
 """
 import numpy as np
 
-from . import fused_common as common
-from .core import primitive
+from . import common
+from ..core import primitive
 from .workspace import release_with
 
 

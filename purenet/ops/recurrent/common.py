@@ -1,4 +1,4 @@
-"""What the fused sequence kernels (``fused_rnn``, ``fused_lstm``, ``fused_gru``) share.
+"""What the fused sequence kernels (``rnn``, ``lstm``, ``gru``) share.
 
 Layout. Shapes: xs (B, T, F), carries (B, H), ``W_x`` (F, G*H), ``W_h``
 (H, G*H), biases (G*H,), with the G gates side by side along the last axis.
@@ -21,7 +21,7 @@ activates all gates of a step.
 """
 import numpy as np
 
-from ..errors import ShapeError
+from ...errors import ShapeError
 from . import workspace as pool
 
 

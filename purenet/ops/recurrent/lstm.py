@@ -7,15 +7,15 @@
 Gate order [i, f, g, o] is PyTorch's. Shapes: xs (B, T, F), h0 and c0 (B, H),
 W_x (F, 4H), W_h (H, 4H), b (4H,); ys (B, T, H), h_T and c_T (B, H). It
 computes exactly ``scan(reference.lstm_step, ...)``, fused (see
-``fused_common`` for the layout and the tricks); the sigmoid gates' columns of
+``common`` for the layout and the tricks); the sigmoid gates' columns of
 the weights and bias are halved so one ``tanh`` activates all four gates.
 Everything runs in the dtype of ``W_h``. The backward skips ``dxs`` (one
 matmul) when ``xs`` needs no gradient.
 """
 import numpy as np
 
-from . import fused_common as common
-from .core import primitive
+from . import common
+from ..core import primitive
 from .workspace import release_with
 
 
@@ -34,7 +34,7 @@ def lstm_sequence(xs, h0, c0, W_x, W_h, b):
     _forward_steps(ws, W_h * scale)
 
     def backward(g, needed):
-        # per step see _backward_steps; then the weights' gradients sum over steps (fused_common)
+        # per step see _backward_steps; then the weights' gradients sum over steps (common)
         dys, dh_T, dc_T = g
         dh, dc = common.grad_or_zeros(dh_T, hs[0]), common.grad_or_zeros(dc_T, cs[0])
         need_carry = needed[1] or needed[2]
