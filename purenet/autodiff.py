@@ -16,43 +16,62 @@ on gets a zero gradient; a non-float leaf (integer ids, ``None``) gets ``None``.
 Gradients of gradients are not supported: differentiating a function that
 itself calls ``grad`` on a traced value is a ``TracingError``.
 """
+import functools
+
 import numpy as np
 
-from .ops.core import ACTIVE, Node, Trace, Traced, TracingError, backward_pass
+from .ops.core import ACTIVE, Node, Primitive, Trace, Traced, TracingError, backward_pass
 
 
 def _is_leaf_array(x):
     return isinstance(x, (np.ndarray, np.generic, float, int, bool, complex)) or x is None
 
 
+def _path_to(tree, leaf, path=""):
+    """The "/"-joined path of ``leaf`` (by identity) in ``tree``, for error messages."""
+    if tree is leaf:
+        return path
+    items = (tree.items() if isinstance(tree, dict) else
+             enumerate(tree) if isinstance(tree, (list, tuple)) else ())
+    for k, v in items:
+        found = _path_to(v, leaf, f"{path}/{k}")
+        if found is not None:
+            return found
+    return None
+
+
 def _trace_tree(tree, trace, where, strict=True):
-    """``(traced tree, [(path, argument node or None, value)])`` for one argument.
+    """``(traced tree, [(argument node or None, value)])`` for one argument.
 
     ``strict``: a leaf that is neither an array nor a number is a TypeError (``grad``);
     otherwise it passes through untraced (``vjp`` of a function with settings)."""
     leaves = []
 
-    def visit(node, path):
-        if isinstance(node, dict):
-            return {k: visit(v, f"{path}/{k}") for k, v in node.items()}
+    def visit(node):
+        kind = type(node)
+        if kind is dict:
+            return {k: visit(v) for k, v in node.items()}
+        if kind is np.ndarray and node.dtype.kind in "fc":
+            arg_node = Node("argument", trace)
+            leaves.append((arg_node, node))
+            return Traced(node, arg_node)
         if isinstance(node, (list, tuple)):
-            return type(node)(visit(v, f"{path}/{i}") for i, v in enumerate(node))
-        if type(node) is Traced:
+            return type(node)(visit(v) for v in node)
+        if kind is Traced:
             raise TracingError("higher-order gradients (grad of grad) are not supported: "
-                               f"{where}{path} is already being differentiated")
+                               f"{where}{_path_to(tree, node)} is already being differentiated")
         if strict and not _is_leaf_array(node):
-            raise TypeError(f"{where}{path} is a {type(node).__name__}; differentiated arguments "
-                            "must be arrays, numbers, or dicts/lists/tuples of them")
-        if isinstance(node, float) or (isinstance(node, (np.ndarray, np.generic))
-                                       and node.dtype.kind in "fc"):
+            raise TypeError(f"{where}{_path_to(tree, node)} is a {kind.__name__}; differentiated "
+                            "arguments must be arrays, numbers, or dicts/lists/tuples of them")
+        if isinstance(node, (float, np.floating, np.complexfloating, complex)):
             value = np.asarray(node)
             arg_node = Node("argument", trace)
-            leaves.append((path, arg_node, value))
+            leaves.append((arg_node, value))
             return Traced(value, arg_node)
-        leaves.append((path, None, node))
+        leaves.append((None, node))
         return node
 
-    return visit(tree, ""), leaves
+    return visit(tree), leaves
 
 
 def _gradient_tree(tree, leaves, grads, handed_out):
@@ -63,11 +82,12 @@ def _gradient_tree(tree, leaves, grads, handed_out):
     it = iter(leaves)
 
     def build(node):
-        if isinstance(node, dict):
+        kind = type(node)
+        if kind is dict:
             return {k: build(v) for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
+        if kind is not np.ndarray and isinstance(node, (list, tuple)):
             return type(node)(build(v) for v in node)
-        _, arg_node, value = next(it)
+        arg_node, value = next(it)
         if arg_node is None:
             return None
         g = grads.get(arg_node)
@@ -199,3 +219,11 @@ def _paired_leaves(out, g):
                             f"expected a sequence of {len(out)} items")
         return [pair for o, gi in zip(out, g) for pair in _paired_leaves(o, gi)]
     return [(out, g)]
+
+
+def _primitive_vjp(prim, *args, **settings):
+    """``prim.vjp(*args, **settings)``: ``vjp`` of the primitive with those settings."""
+    return vjp(functools.partial(prim, **settings) if settings else prim, *args)
+
+
+Primitive.vjp = _primitive_vjp      # defined here, so the engine's core never imports this module

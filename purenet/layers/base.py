@@ -53,38 +53,28 @@ class Layer:
 
     def init(self, key, in_shape, dtype=np.float32):
         """``(out_shape, params, state)`` for inputs of shape ``(batch, *in_shape)``."""
-        with self._named_errors():
+        try:
             return self.init_fn(key, tuple(in_shape), np.dtype(dtype))
+        except ShapeError as err:
+            raise self._named(err) from None
 
     def apply(self, params, state, x, *, train=False, key=None):
         """``(y, new_state)``: the output and the state after this call."""
-        with self._named_errors():
+        try:
             return self.apply_fn(params, state, x, train, key)
+        except ShapeError as err:
+            raise self._named(err) from None
 
     def __call__(self, params, x, state=None):
         """Inference: the output only."""
         return self.apply(params, {} if state is None else state, x)[0]
 
-    def _named_errors(self):
-        return _Prefix(self.name)
+    def _named(self, err):
+        """A ShapeError prefixed with this layer's name (nested layers prefix in turn)."""
+        return ShapeError(f"layer '{self.name}': {err}")
 
     def __repr__(self):
         return f"<layer {self.name}>"
-
-
-class _Prefix:
-    """Context manager that prefixes ShapeErrors with the layer's name."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if kind is not None and issubclass(kind, ShapeError):
-            raise ShapeError(f"layer '{self.name}': {err}") from None
-        return False
 
 
 def layer_constructor(fn):

@@ -4,14 +4,15 @@ import numpy as np
 from .. import initializers
 from ..errors import ConfigError, ShapeError
 from ..ops import activations
-from ..ops.linear import add_bias, flatten, matmul, reshape
+from ..ops.linear import flatten, linear, reshape
 from ..random import generator, split
 from .base import Layer, layer_constructor
 
 
 @layer_constructor
 def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
-    """The book's layer: weight multiply, bias add, activation.
+    """The book's layer: weight multiply, bias add, activation (the first two fused as
+    ``ops.linear``).
 
     Input ``(batch, ..., n_in)`` -> output ``(batch, ..., units)``; params
     ``{"W": (n_in, units), "b": (units,)}``. ``activation`` and the initialisers
@@ -35,7 +36,7 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
         n_in = params["W"].shape[0]
         if np.ndim(x) < 2 or x.shape[-1] != n_in:
             raise ShapeError(f"expected input of shape (batch, ..., {n_in}), got {np.shape(x)}")
-        return act(add_bias(matmul(x, params["W"]), params["b"])), state
+        return act(linear(x, params["W"], params["b"])), state
 
     return Layer("dense", init, apply)
 

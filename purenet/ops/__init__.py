@@ -4,7 +4,7 @@ from .activations import (elu, identity, leaky_relu, log_softmax, relu, sigmoid,
                           softplus, tanh)
 from .conv import conv1d, conv2d
 from .embedding import embedding
-from .linear import add_bias, flatten, matmul, reshape
+from .linear import add_bias, flatten, linear, matmul, reshape
 from .normalization import batch_norm, batch_norm_inference
 from .numeric import (absolute, add, cast, concatenate, divide, exp, getitem, log, max, maximum,
                       mean, minimum, multiply, negative, power, sqrt, stack, subtract, sum,

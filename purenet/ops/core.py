@@ -15,8 +15,8 @@ and returns it together with its backward pass (a vector-Jacobian product):
 and returns one gradient per positional argument. ``None`` declares the output
 constant in that argument: right for integer labels or ids, but for a float
 argument it means no gradient flows there (as with ``stop_gradient``), so a
-primitive should return real gradients for every float argument. Keyword arguments are
-settings (an axis, a slope), never differentiated. A backward may take a
+primitive returns real gradients for its float arguments. Keyword arguments
+are settings (an axis, a slope), never differentiated. A backward may take a
 second argument, ``backward(g, needed)``: ``needed[i]`` says whether argument
 ``i`` wants a gradient, so an expensive one nobody asked for (the input
 gradient of a network's first layer) can be skipped and returned as ``None``.
@@ -24,6 +24,9 @@ gradient of a network's first layer) can be skipped and returned as ``None``.
 The output may be one array or a tuple (nested tuples allowed) of arrays, as
 batch norm's ``(y, mean, var)``; then ``g`` has the same structure, with
 ``None`` for every output no gradient reached.
+
+``square(x)`` gives ``y``; ``square.vjp(x)`` gives ``(y, pullback)`` (see
+``purenet.autodiff``).
 
 What is recorded, and when. Called on plain arrays, a primitive runs its
 forward and nothing else: inference costs what NumPy costs. Inside ``grad``
@@ -68,12 +71,18 @@ def unbroadcast(grad, shape):
     return grad
 
 
+def _broadcasts_to(shape, target):
+    """True when an array of ``shape`` broadcasts to ``target`` unchanged in size."""
+    extra = len(target) - len(shape)
+    return extra >= 0 and all(n == 1 or n == t for n, t in zip(shape, target[extra:]))
+
+
 def fit_grad(name, i, grad, arg_shape, out_shape):
     """Give ``grad`` the shape ``arg_shape``, or raise a ShapeError naming the primitive."""
     grad_shape = grad.shape if type(grad) is np.ndarray else np.shape(grad)
     if grad_shape == arg_shape:
         return grad
-    if grad_shape == out_shape and np.broadcast_shapes(arg_shape, out_shape) == out_shape:
+    if grad_shape == out_shape and _broadcasts_to(arg_shape, out_shape):
         return unbroadcast(np.asarray(grad), arg_shape)
     raise ShapeError(
         f"primitive '{name}': gradient for argument {i} has shape {grad_shape}, "
@@ -98,15 +107,13 @@ ACTIVE = []     # the traces being recorded, innermost last
 class Node:
     """One recorded primitive call (or, with ``backward=None``, one traced argument)."""
 
-    __slots__ = ("name", "trace", "backward", "parents", "arg_shapes", "needed", "outputs")
+    __slots__ = ("name", "trace", "backward", "parents", "needed", "outputs")
 
-    def __init__(self, name, trace, backward=None, parents=(), arg_shapes=(), needed=(),
-                 outputs=None):
+    def __init__(self, name, trace, backward=None, parents=(), needed=(), outputs=None):
         self.name = name
         self.trace = trace
         self.backward = backward        # g -> gradients, one per positional argument
-        self.parents = parents          # ((argnum, Traced), ...) for the traced arguments
-        self.arg_shapes = arg_shapes    # shapes of the traced positional arguments (else None)
+        self.parents = parents          # [(argnum, Traced, its shape), ...] of the traced arguments
         self.needed = needed            # (bool, ...): which arguments want a gradient
         self.outputs = outputs          # None: one array output; else the output tree
 
@@ -156,30 +163,17 @@ def _shape(v):
     return v.shape if type(v) is np.ndarray else np.shape(v)
 
 
-def _unwrap(args):
-    """``(trace, values, parents, needed, shapes)`` of a call with traced arguments."""
-    active = ACTIVE[-1] if ACTIVE else None
-    trace, values, parents, needed, shapes = None, list(args), [], [], []
-    for i, a in enumerate(args):
-        if type(a) is Traced:
-            trace = a.node.trace
-            if trace is not active:
-                raise TracingError(
-                    "a traced value was used outside the grad that made it, or inside a nested "
-                    "grad: higher-order gradients (grad of grad) are not supported" if active else
-                    "a traced value escaped the grad that made it (it was kept past the call); "
-                    "return plain results or use purenet.stop_gradient")
-            values[i] = a = a.value
-            parents.append((i, args[i]))
-            needed.append(True)
-            shapes.append(_shape(a))
-        else:
-            needed.append(False)
-            shapes.append(None)         # only traced arguments' shapes are ever checked
-    return trace, values, tuple(parents), tuple(needed), tuple(shapes)
+def _foreign_trace_error():
+    return TracingError(
+        "a traced value was used outside the grad that made it, or inside a nested grad: "
+        "higher-order gradients (grad of grad) are not supported" if ACTIVE else
+        "a traced value escaped the grad that made it (it was kept past the call); "
+        "return plain results or use purenet.stop_gradient")
 
 
 def _is_float(value):
+    if type(value) is np.ndarray:
+        return value.dtype.kind in "fc"
     return getattr(value, "dtype", None) is not None and value.dtype.kind in "fc"
 
 
@@ -210,20 +204,22 @@ class Primitive:
         return self.fn(*args, **settings)[0]
 
     def _record(self, args, settings):
-        trace, values, parents, needed, shapes = _unwrap(args)
+        trace = ACTIVE[-1] if ACTIVE else None
+        values, needed, parents = list(args), [False] * len(args), []
+        for i, a in enumerate(args):
+            if type(a) is Traced:
+                if a.node.trace is not trace:
+                    raise _foreign_trace_error()
+                values[i] = v = a.value
+                needed[i] = True
+                parents.append((i, a, v.shape))
         out, backward = self.fn(*values, **settings)
-        if isinstance(out, tuple):
-            node = Node(self.name, trace, backward, parents, shapes, needed, out)
-            trace.tape.append(node)
-            return _wrap_outputs(out, node)
-        node = Node(self.name, trace, backward, parents, shapes, needed)
+        tree = type(out) is tuple
+        node = Node(self.name, trace, backward, parents, tuple(needed), out if tree else None)
         trace.tape.append(node)
+        if tree:
+            return _wrap_outputs(out, node)
         return Traced(out, node) if _is_float(out) else out
-
-    def vjp(self, *args, **settings):
-        """``(out, pullback)`` at ``args``; see ``purenet.autodiff.vjp``."""
-        from ..autodiff import vjp
-        return vjp(functools.partial(self, **settings) if settings else self, *args)
 
     def bind(self, **settings):
         """This primitive with some settings fixed: ``loss.bind(label_smoothing=0.1)``."""
@@ -255,8 +251,11 @@ def _output_grads(node, slots):
 
 def _call_backward(node, g):
     backward = node.backward
-    code = getattr(backward, "__code__", None)
-    grads = backward(g, node.needed) if code is not None and code.co_argcount >= 2 else backward(g)
+    try:
+        takes_needed = backward.__code__.co_argcount >= 2
+    except AttributeError:          # a callable object or partial: backward(g)
+        takes_needed = False
+    grads = backward(g, node.needed) if takes_needed else backward(g)
     if type(grads) is not tuple or len(grads) != len(node.needed):
         raise ShapeError(f"primitive '{node.name}': backward must return a tuple of "
                          f"{len(node.needed)} gradient(s), one per positional argument")
@@ -296,9 +295,16 @@ def backward_pass(seeds, consume=False):
         all_grads = _call_backward(node, g if single else _output_grads(node, g))
         if consume:
             node.backward = None
-        out_shape = _shape(g) if single else None
-        for i, parent in node.parents:
+        for i, parent, shape in node.parents:
             gi = all_grads[i]
-            if gi is not None:      # None: the primitive is constant in this argument
-                _accumulate(grads, parent, fit_grad(node.name, i, gi, node.arg_shapes[i], out_shape))
+            if gi is None:          # the primitive is constant in this argument
+                continue
+            if type(gi) is not np.ndarray or gi.shape != shape:
+                gi = fit_grad(node.name, i, gi, shape, _shape(g) if single else None)
+            target = parent.node
+            if target.outputs is None:          # inline _accumulate: the common case
+                total = grads.get(target)
+                grads[target] = gi if total is None else total + gi
+            else:
+                _accumulate(grads, parent, gi)
     return grads

@@ -1,4 +1,8 @@
-"""Linear primitives: the book's weight multiply and bias add, and reshapes."""
+"""Linear primitives: the book's weight multiply and bias add, and reshapes.
+
+``linear(x, W, b)`` is the two fused, as ``Dense`` uses them: one node instead of
+two, and the bias added in place while the product is still in cache.
+"""
 import numpy as np
 
 from ..errors import ShapeError
@@ -10,8 +14,9 @@ def matmul(x, w):
     """Matrix product with NumPy's ``@`` rules; the book's weight multiply is the case
     ``x (..., n_in) @ w (n_in, n_out) -> (..., n_out)``, done as ONE 2-D BLAS call with
     the leading axes of ``x`` folded into rows."""
-    if np.ndim(x) == 0 or np.ndim(w) == 0 or x.shape[-1] != w.shape[-2 if w.ndim > 1 else 0]:
-        raise ShapeError(f"matmul: shapes {np.shape(x)} and {np.shape(w)} do not fit "
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim == 0 or w.ndim == 0 or x.shape[-1] != w.shape[-2 if w.ndim > 1 else 0]:
+        raise ShapeError(f"matmul: shapes {x.shape} and {w.shape} do not fit "
                          "(the last axis of the first must match the rows of the second)")
     if w.ndim == 2 and x.ndim >= 2:
         return _weight_multiply(x, w)
@@ -29,6 +34,25 @@ def _weight_multiply(x, w):
         return dx, (x2.T @ g2) if needed[1] else None
 
     return y, backward
+
+
+@primitive
+def linear(x, w, b):
+    """Weight multiply and bias add in one: ``x (..., n_in) @ w (n_in, n_out) + b (n_out,)``."""
+    if np.ndim(x) < 1 or np.ndim(w) != 2 or x.shape[-1] != w.shape[0] or np.shape(b) != w.shape[1:]:
+        raise ShapeError(f"linear: shapes {np.shape(x)} @ {np.shape(w)} + {np.shape(b)} do not fit "
+                         "(x (..., n_in), W (n_in, n_out), b (n_out,))")
+    x2 = x.reshape(-1, x.shape[-1])           # leading axes folded: one 2-D BLAS call
+    y2 = x2 @ w
+    y2 += b
+
+    def backward(g, needed):
+        # y = x W + b  =>  dx = g W^T,  dW = x^T g,  db = Σ_rows g (over every leading axis)
+        g2 = g.reshape(-1, g.shape[-1])
+        dx = (g2 @ w.T).reshape(x.shape) if needed[0] else None
+        return dx, (x2.T @ g2) if needed[1] else None, g2.sum(axis=0) if needed[2] else None
+
+    return y2.reshape(x.shape[:-1] + (w.shape[1],)), backward
 
 
 def _batched_matmul(a, b):
