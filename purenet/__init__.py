@@ -17,7 +17,7 @@ Everything a model needs is imported here; only NumPy is required.
 """
 __version__ = "0.1.0"
 
-from . import data, initializers, layers, losses, metrics, ops, optim, random, tree
+from . import data, export, initializers, layers, losses, metrics, ops, optim, random, tree
 from .autodiff import grad, stop_gradient, value_and_grad, vjp
 from .io import load_model, save_model
 from .layers import *  # noqa: F401,F403  (layer constructors and serial)

@@ -686,3 +686,18 @@ def test_first_recurrent_layer_skips_its_input_gradient(count_input_grads):
     _, params, state = model.init(key(0), (5,), np.float64)
     loss_and_grads(model, "mse", params, state, np.arange(15).reshape(3, 5) % 5, y)
     assert len(count_input_grads) == 1
+
+
+@pytest.mark.parametrize("cell", [SimpleRNN, LSTM, GRU])
+def test_a_batch_of_one_never_aliases_the_kernels_workspace(cell):
+    # for a batch of one the kernels' time-major buffers transpose into contiguous views;
+    # outputs and input gradients handed out must still be copies, or the next call of
+    # the same shape (the backward direction, the next layer) overwrites them
+    model = serial(Bidirectional(cell(3, return_sequences=True)), cell(3, return_sequences=True),
+                   Dense(2))
+    _, params, state = model.init(key(0), (5, 2), np.float64)
+    x = np.random.default_rng(1).standard_normal((1, 5, 2))
+    twice = np.concatenate([x, x])
+    np.testing.assert_allclose(model(params, x, state), model(params, twice, state)[:1],
+                               rtol=1e-12, atol=1e-12)
+    check_layer_grads(model, params, x, state)

@@ -77,7 +77,9 @@ def input_gradient(ws, W_x, dz):
     """``dxs = dz W_x^T`` as (B, T, F), one matmul; dz (T, B, G*H) time-major."""
     x_tm, dx_tm = ws["x_tm"], ws["dx_tm"]
     np.matmul(dz.reshape(-1, dz.shape[2]), W_x.T, out=dx_tm)
-    return np.ascontiguousarray(dx_tm.reshape(x_tm.shape[:2] + (-1,)).transpose(1, 0, 2))
+    # always a copy: for a batch of one the transposed view is already contiguous, and
+    # handing out the workspace itself would let the next call overwrite this gradient
+    return np.array(dx_tm.reshape(x_tm.shape[:2] + (-1,)).transpose(1, 0, 2), order="C")
 
 
 def projection_grads(ws, W_x, dz, need_x, need_w):
@@ -126,5 +128,7 @@ def time_major(dys):
 
 
 def outputs(hs):
-    """ys (B, T, H) as a new contiguous array, from the time-major hs (T+1, B, H)."""
-    return np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+    """ys (B, T, H) as a new contiguous array, from the time-major hs (T+1, B, H); a copy
+    even for a batch of one, whose transposed view is contiguous (it must not alias the
+    workspace, which the next call reuses)."""
+    return np.array(hs[1:].transpose(1, 0, 2), order="C")
