@@ -45,6 +45,16 @@ CASES = {
         lambda: pn.serial(pn.Conv1D(4, 3, padding="same", dilation=2), pn.MaxPool1D(2),
                           pn.AvgPool1D(2), pn.Flatten(), pn.Dense(2)),
         (2, 16), lambda n: floats(n, 2, 16)),
+    "transposed convolutions + upsampling": (
+        lambda: pn.serial(pn.Conv2DTranspose(3, 3, stride=2, padding="same", activation="relu"),
+                          pn.Conv2DTranspose(4, (3, 2), stride=(2, 1), padding=1, output_padding=(1, 0)),
+                          pn.Conv2DTranspose(2, 1, stride=2, padding="same", use_bias=False),
+                          pn.UpSampling2D(2), pn.UpSampling2D((1, 2), "bilinear"), pn.Flatten()),
+        (2, 5, 4), lambda n: floats(n, 2, 5, 4)),
+    "transposed conv1d": (
+        lambda: pn.serial(pn.Conv1DTranspose(3, 3, stride=2, padding=1, output_padding=1),
+                          pn.Conv1DTranspose(2, 4, dilation=2), pn.Flatten(), pn.Dense(2)),
+        (2, 6), lambda n: floats(n, 2, 6)),
     "global pooling": (
         lambda: pn.serial(pn.Conv2D(4, (3, 2), use_bias=False), pn.GlobalAvgPool2D(),
                           pn.Dense(2, "softplus")),

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..ops import activations
 from ..ops.conv import Geometry, as_pair, settings_1d
+from ..ops.conv_transpose import transposed_geometry
 from ..ops.pooling import pool_geometry
 from ..ops.pooling import settings_1d as pool_settings_1d
 
@@ -112,6 +113,43 @@ def _conv(g, layer, p, s, x, shape):
              dilations=list(geom.dilation[keep]), pads=pads)
     out = (p["W"].shape[-1],) + geom.out_hw[keep]
     return _activation(g, y, args["activation"], layer.name), out
+
+
+def _conv_transpose(g, layer, p, s, x, shape):
+    args, rank = layer.config["args"], 2 if layer.config["type"] == "Conv2DTranspose" else 1
+    settings = {k: args[k] for k in ("stride", "padding", "output_padding", "dilation")}
+    if rank == 2:
+        kernel, in_hw = as_pair(args["kernel_size"], "kernel_size"), shape[1:]
+        w = np.transpose(p["W"], (3, 2, 0, 1))                 # (kh, kw, out, in) -> (in, out, kh, kw)
+    else:
+        one = settings_1d(settings["stride"], settings["padding"], settings["dilation"])
+        settings = dict(one, output_padding=(0, int(np.ravel([settings["output_padding"]])[0])))
+        kernel, in_hw = (1, p["W"].shape[0]), (1, shape[1])
+        w = np.transpose(p["W"], (2, 1, 0))
+    geom = transposed_geometry(in_hw, kernel, **settings)      # the adjoint convolution's
+    (top, bottom), (left, right) = geom.pads
+    # ONNX's output size is s (in - 1) + (k - 1) d + 1 - pads + output_padding: solve for the last
+    extra = [o - (s * (n - 1) + (k - 1) * d + 1 - a - b) for o, n, s, k, d, (a, b)
+             in zip(geom.in_hw, in_hw, geom.stride, kernel, geom.dilation, geom.pads)]
+    keep = slice(2 - rank, None)
+    inputs = [x, g.const(w, "W")] + ([g.const(p["b"], "b")] if "b" in p else [])
+    y = g.op("ConvTranspose", inputs, kernel_shape=list(kernel[keep]),
+             strides=list(geom.stride[keep]), dilations=list(geom.dilation[keep]),
+             pads=[top, left, bottom, right] if rank == 2 else [left, right],
+             output_padding=extra[keep])
+    out = (p["W"].shape[-2],) + geom.in_hw[keep]
+    return _activation(g, y, args["activation"], layer.name), out
+
+
+def _upsampling(g, layer, p, s, x, shape):
+    args = layer.config["args"]
+    sh, sw = as_pair(args["size"], "size")
+    scales = g.const([1.0, 1.0, sh, sw], "scales")
+    if args["interpolation"] == "nearest":
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:           # PyTorch's align_corners=False rule
+        attrs = dict(mode="linear", coordinate_transformation_mode="half_pixel")
+    return g.op("Resize", [x, "", scales], **attrs), (shape[0], shape[1] * sh, shape[2] * sw)
 
 
 def _pool(g, layer, p, s, x, shape):
@@ -249,7 +287,8 @@ def _bidirectional(g, layer, p, s, x, shape):
     return out, (2 * units,)
 
 
-_EXPORTERS = {"Dense": _dense, "Conv2D": _conv, "Conv1D": _conv, "MaxPool2D": _pool,
+_EXPORTERS = {"Dense": _dense, "Conv2D": _conv, "Conv1D": _conv, "Conv2DTranspose": _conv_transpose,
+              "Conv1DTranspose": _conv_transpose, "UpSampling2D": _upsampling, "MaxPool2D": _pool,
               "AvgPool2D": _pool, "MaxPool1D": _pool, "AvgPool1D": _pool,
               "GlobalAvgPool2D": _global_avg_pool, "BatchNorm": _batch_norm,
               "Activation": _activation_layer, "Dropout": _identity, "Flatten": _flatten,

@@ -3,6 +3,7 @@ from .core import Primitive, Traced, TracingError, primitive, unbroadcast
 from .activations import (elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax,
                           softplus, tanh)
 from .conv import conv1d, conv2d
+from .conv_transpose import conv_transpose1d, conv_transpose2d, upsample2d
 from .embedding import embedding
 from .linear import add_bias, flatten, linear, matmul, reshape
 from .normalization import batch_norm, batch_norm_inference

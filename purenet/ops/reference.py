@@ -14,6 +14,8 @@ input gradient is a full correlation with the *flipped* kernel, which is what
 the scatter below amounts to), and ``g[n, o, p, q] * x_pad[...]`` to the kernel
 entry it used, summed over samples AND positions.
 
+``conv_transpose2d`` is the transposed convolution written as the scatter it is.
+
 It also holds reference recurrent cells (``rnn_step``, ``lstm_step``,
 ``gru_step``): one time step each, composed of generic primitives and
 differentiated by the engine, the definition the fused kernels are checked
@@ -71,6 +73,27 @@ def conv2d_grads(x, w, g, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1))
                         dxp[n, :, r, c] += w[i, j] @ g[n, :, p, q]            # Σ_o w[i,j,:,o] g[o]
                         dw[i, j] += np.outer(xp[n, :, r, c], g[n, :, p, q])  # every n, p, q adds
     return _crop(dxp, pads, x.shape), dw, g.sum(axis=(0, 2, 3))
+
+
+def conv_transpose2d(x, w, b, out_hw, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1)):
+    """Transposed convolution by its definition, a scatter: every input pixel ``x[n, c, p, q]``
+    adds ``x * w[i, j, :, c]`` at output position ``(p*s + i*d, q*s + j*d)`` of the padded
+    output, which is then cropped to ``out_hw``. Kernel ``(kh, kw, C_out, C_in)``."""
+    (top, bottom), (left, right) = pads
+    kh, kw, c_out, _ = w.shape
+    n, _, h, w_in = x.shape
+    yp = np.zeros((n, c_out, out_hw[0] + top + bottom, out_hw[1] + left + right),
+                  dtype=np.result_type(x, w))
+    for s in range(n):
+        for p in range(h):
+            for q in range(w_in):
+                for i in range(kh):
+                    for j in range(kw):
+                        row, col = p * stride[0] + i * dilation[0], q * stride[1] + j * dilation[1]
+                        if row < yp.shape[2] and col < yp.shape[3]:
+                            yp[s, :, row, col] += w[i, j] @ x[s, :, p, q]   # Σ_c w[i, j, :, c] x[c]
+    y = yp[:, :, top:top + out_hw[0], left:left + out_hw[1]]
+    return y if b is None else y + b[None, :, None, None]
 
 
 def _windows(x, pool, stride, pads, fill):
