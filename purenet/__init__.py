@@ -11,6 +11,7 @@ The layout is the architecture, bottom to top:
     train/        loss_and_grads, train_step, fit, callbacks, checkpoints
     data/         CSV, IDX and text readers, shipped data sets, batching
     io, files     model files and atomic writes (no pickle)
+    summary       the table of a model's layers, shapes and parameters
     recipes/, cli the ``purenet`` command
 
 Everything a model needs is imported here; only NumPy is required.
@@ -23,6 +24,7 @@ from .io import load_model, save_model
 from .layers import *  # noqa: F401,F403  (layer constructors and serial)
 from .ops import Primitive, primitive
 from .random import key
+from .summary import summary
 from .testing import check_grads, check_layer_grads, check_model_grads
 from .train import (Callback, CSVLogger, EarlyStopping, FitResult, History, LambdaCallback,
                     evaluate, fit, loss_and_grads, predict, train_step)

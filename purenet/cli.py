@@ -3,22 +3,52 @@
     purenet train boston [--epochs N] [--lr X] [--seed S] [--out DIR]
     purenet train fashion-mnist --model mlp|cnn|book [--epochs N] [--batch-size B] [--out DIR]
     purenet train mnist --data-dir DIR ...
-    purenet evaluate MODEL.npz --data fashion-mnist|mnist [--data-dir DIR]
-    purenet predict MODEL.npz IMAGE.png|IMAGES.npy ...
     purenet train shakespeare --cell lstm|gru|rnn [--hidden H] [--layers L] [--seq-len T]
                               [--batch-size B] [--minutes M | --steps N] [--text FILE]
+    purenet evaluate MODEL.npz --data fashion-mnist|mnist [--data-dir DIR]
+    purenet predict MODEL.npz IMAGE.png|IMAGES.npy ...
     purenet generate MODEL.npz --prime "ROMEO:" --length 500 --temperature 0.8 [--seed S]
     purenet summary MODEL.npz
+
+Every ``train`` also takes ``--checkpoint-dir DIR``, ``--resume`` and ``--no-progress``.
+Exit status: 0 done, 1 training diverged, 2 a usage or input error (one line on
+stderr, ``purenet: error: ...``), 130 stopped with Ctrl-C.
 """
 import argparse
+import difflib
 import importlib
+import os
 import sys
+import warnings
 
 from .errors import PurenetError
+from .recipes.common import RunDiverged, RunInterrupted, add_common_arguments, non_negative_int, \
+    positive_float
 
 # data set name -> recipe module (purenet.recipes.<module>)
 RECIPES = {"boston": "boston", "fashion-mnist": "fashion_mnist", "mnist": "fashion_mnist",
            "shakespeare": "shakespeare"}
+IMAGE_DATA = ("fashion-mnist", "mnist")
+
+WHERE_RUNS_WRITE = """\
+where a run writes:
+  A run that completes writes its model(s), metrics.json and plots into OUT.
+  Ctrl-C stops a run at once: it writes the model(s) of the last completed epoch
+  (shakespeare: of the best validation so far) and a metrics.json marked
+  "interrupted": true, with the epochs actually run, into OUT/interrupted/, and
+  exits with status 130. A run whose training loss became NaN or inf (or, for
+  shakespeare, that ended no better than chance) writes into OUT/diverged/ and
+  exits with status 1. Neither ever replaces a finished run's files in OUT.
+  With --checkpoint-dir, the same command plus --resume continues the run.
+
+exit status: 0 done, 1 diverged, 2 usage or input error, 130 interrupted"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, with exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"purenet: error: {message} (see '{self.prog} --help')\n")
 
 
 def _recipe(name):
@@ -26,81 +56,163 @@ def _recipe(name):
 
 
 def _add_train(commands):
-    train = commands.add_parser("train", help="train a recipe on a data set")
-    recipes = train.add_subparsers(dest="recipe", required=True, metavar="DATASET")
+    train = commands.add_parser("train", help="train a recipe on a data set",
+                                description="Train a recipe on a data set. Every recipe writes "
+                                            "its model(s), metrics.json and plots into --out.")
+    recipes = train.add_subparsers(dest="recipe", required=True, metavar="DATASET",
+                                   parser_class=_Parser)
     for name in RECIPES:
         module = _recipe(name)
-        p = recipes.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        doc = (module.__doc__ or "").strip()
+        p = recipes.add_parser(name, help=module.SHORT_HELP, description=doc,
+                               epilog=WHERE_RUNS_WRITE,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
-        p.add_argument("--out", default=f"runs/{name}", help="output directory (runs/%(default)s)")
-        p.add_argument("--no-progress", dest="progress", action="store_false",
-                       help="no progress bars")
-        p.set_defaults(handler=module.run)
+        add_common_arguments(p, name)
+        p.set_defaults(handler=module.run, _parser=p)
+
+
+def _load(path):
+    from .io import load_model
+    return load_model(path)
 
 
 def _summary(args):
-    from .io import load_model
     from .summary import summary
-    model, params, _, meta = load_model(args.model)
+    model, params, _, meta = _load(args.model)
     print(summary(model, meta["in_shape"], params))
 
 
 def _evaluate(args):
-    from .io import load_model
-    model, params, state, meta = load_model(args.model)
+    model, params, state, meta = _load(args.model)
     args.recipe = args.data
     print(_recipe(args.data).evaluate_saved(model, params, state, meta, args))
 
 
 def _predict(args):
-    from .io import load_model
-    model, params, state, meta = load_model(args.model)
-    recipe = meta["extra"].get("recipe")
-    if recipe not in RECIPES or not hasattr(_recipe(recipe), "predict_files"):
-        raise PurenetError(f"{args.model}: 'predict' works on image models; this one is from {recipe!r}")
-    print(_recipe(recipe).predict_files(model, params, state, meta, args.inputs))
+    model, params, state, meta = _load(args.model)
+    images = _recipe("fashion-mnist")
+    images.check_image_model(meta, args.model, "predict")
+    print(images.predict_files(model, params, state, meta, args.inputs))
 
 
 def _generate(args):
-    from .io import load_model
-    model, params, _, meta = load_model(args.model)
+    model, params, _, meta = _load(args.model)
     print(_recipe("shakespeare").generate_saved(model, params, meta, args))
 
 
+def _version():
+    import platform
+
+    import numpy as np
+
+    from . import __version__
+    return f"purenet {__version__} (numpy {np.__version__}, python {platform.python_version()})"
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="purenet", description="Deep learning from scratch on NumPy.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="purenet", description="Deep learning from scratch on NumPy.",
+                     epilog="exit status: 0 done, 1 training diverged, 2 usage or input error, "
+                            "130 interrupted (Ctrl-C)")
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
     _add_train(commands)
-    p = commands.add_parser("evaluate", help="score a saved model on a data set's test split")
-    p.add_argument("model", help="a model file (.npz) written by purenet")
-    p.add_argument("--data", required=True, choices=[n for n in RECIPES if n != "boston"])
-    p.add_argument("--data-dir", default=None, help="directory of IDX files")
-    p.set_defaults(handler=_evaluate)
+    p = commands.add_parser("evaluate", help="score a saved image model on a data set's test split")
+    p.add_argument("model", help="a model file (.npz) written by 'purenet train fashion-mnist' "
+                                 "or 'purenet train mnist'")
+    p.add_argument("--data", required=True, choices=IMAGE_DATA,
+                   help="which test split (required; mnist needs --data-dir)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="directory of MNIST-format IDX files (default: Fashion-MNIST's "
+                        "install location)")
+    p.set_defaults(handler=_evaluate, _parser=p)
     p = commands.add_parser("predict", help="classify image files (.png, .npy) with a saved model")
-    p.add_argument("model", help="a model file (.npz) written by purenet")
-    p.add_argument("inputs", nargs="+", help="image files (.png/.jpg) or .npy arrays of images")
-    p.set_defaults(handler=_predict)
+    p.add_argument("model", help="a model file (.npz) written by 'purenet train fashion-mnist' "
+                                 "or 'purenet train mnist'")
+    p.add_argument("inputs", nargs="+", help="image files (.png/.jpg) or .npy arrays of "
+                                             "images, 28x28 greyscale")
+    p.set_defaults(handler=_predict, _parser=p)
     p = commands.add_parser("generate", help="sample text from a saved character model")
     p.add_argument("model", help="a model file (.npz) written by 'purenet train shakespeare'")
-    p.add_argument("--prime", default="\n", help="text to start from")
-    p.add_argument("--length", type=int, default=500, help="characters to generate")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=_generate)
+    p.add_argument("--prime", default="\n", help="text to start from (default: a newline)")
+    p.add_argument("--length", type=non_negative_int, default=500, metavar="N",
+                   help="characters to generate after the prime (default: 500)")
+    p.add_argument("--temperature", type=positive_float, default=0.8, metavar="T",
+                   help="sampling temperature, above 0; lower is more conservative "
+                        "(default: 0.8)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                   help="sampling seed, 0 or more (default: 0)")
+    p.set_defaults(handler=_generate, _parser=p)
     p = commands.add_parser("summary", help="print a saved model's layers, shapes and parameters")
     p.add_argument("model", help="a model file (.npz) written by purenet")
-    p.set_defaults(handler=_summary)
+    p.set_defaults(handler=_summary, _parser=p)
     return parser
 
 
+def _unrecognized(parser, args, extras):
+    """The one-line error for unknown arguments, with the closest known flag."""
+    which = getattr(args, "_parser", parser)
+    known = [s for action in which._actions for s in action.option_strings]
+    hints = []
+    for token in extras:
+        flag = token.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, known, n=1) if flag.startswith("-") else []
+        if close:
+            hints.append((close[0], flag))
+    hint = ""
+    if len(hints) == 1:
+        hint = f" (did you mean {hints[0][0]}?)"
+    elif hints:
+        hint = f" (did you mean {', '.join(f'{a} for {b}' for a, b in hints)}?)"
+    which.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"purenet: warning: {_one_line(message)}", file=sys.stderr)
+
+
+def _os_error(err):
+    if err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    return str(err)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser()
     try:
-        args.handler(args)
-    except PurenetError as err:
-        print(f"purenet: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("purenet: interrupted", file=sys.stderr)
-        return 130
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            _unrecognized(parser, args, extras)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+    args.argv = argv
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            args.handler(args)
+        except RunInterrupted as stop:
+            print(f"purenet: {_one_line(stop)}", file=sys.stderr)
+            return 130
+        except RunDiverged as err:
+            print(f"purenet: error: {_one_line(err)}", file=sys.stderr)
+            return 1
+        except PurenetError as err:
+            print(f"purenet: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:             # the reader went away (| head): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        except OSError as err:
+            print(f"purenet: error: {_one_line(_os_error(err))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("purenet: interrupted", file=sys.stderr)
+            return 130
     return 0

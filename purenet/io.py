@@ -1,25 +1,40 @@
 """Model files: architecture as JSON plus params and state as arrays, no pickle.
 
 The architecture is the tree of constructor calls recorded by
-``@layer_constructor``; params and state go through ``purenet.files``. Loading
-rebuilds the model and checks every array against what it expects, so a
-truncated, corrupted or mismatched file raises ``ModelFileError``.
+``@layer_constructor``; params and state go through ``purenet.files``.
 
     save_model("model.npz", model, params, state, in_shape=(13,))
     model, params, state, meta = load_model("model.npz")
+
+Saving checks first and writes nothing unless the file will load: params (and
+state) must be those of the model for ``in_shape`` (``layers.check_params``)
+and hold only finite numbers, and the architecture must be expressible in
+JSON. A model with state (batch norm) needs its state. A stateful recurrent
+layer's carry is not saved: a loaded model starts from zeros.
+
+Loading rebuilds the model and checks every array against what it expects; a
+damaged or mismatched file raises ``ModelFileError`` naming the file and the
+array, metadata entry or layer at fault: a damaged header, a plain ``.npy``,
+an array NumPy cannot read, missing or wrong-typed metadata, a layer argument
+its constructor refuses, an array the model has no place for, a missing or
+mis-shaped one, and NaN or inf weights.
 """
 import inspect
+import os
+
+import numpy as np
 
 from . import initializers
-from .errors import ConfigError, ModelFileError
-from .files import (arrays_to_tree, atomic_write, load_arrays, save_arrays, tree_to_arrays,
-                    write_json)
-from .layers.base import LAYER_TYPES, Layer
+from .errors import ConfigError, DataError, ModelFileError, PurenetError, ShapeError
+from .files import (arrays_to_tree, atomic_write, load_arrays, save_arrays,  # noqa: F401
+                    tree_to_arrays, write_json)   # atomic_write, write_json: used from here too
+from .layers.base import LAYER_TYPES, Layer, check_params, expected_shapes
 from .ops import activations
 from .random import key as make_key
 from .tree import tree_flatten_with_paths
 
 FORMAT = "purenet-model-1"
+REQUIRED_META = ("format", "architecture", "in_shape", "dtype")
 
 
 # --- architecture <-> JSON ---------------------------------------------------
@@ -44,6 +59,8 @@ def _arg_to_json(layer_name, arg, value):
             return value.config         # a configured initialiser, e.g. variance_scaling
     elif value is None or isinstance(value, (bool, int, float, str)):
         return value
+    elif isinstance(value, np.generic):
+        return value.item()
     else:
         name = None
     if name is None:
@@ -53,16 +70,28 @@ def _arg_to_json(layer_name, arg, value):
 
 
 def layer_from_config(config):
-    """Rebuild a layer from ``layer_to_config``'s output."""
-    try:
-        build = LAYER_TYPES[config["type"]]
-        args = {k: _arg_from_json(v) for k, v in config["args"].items()}
-    except (KeyError, TypeError, AttributeError) as err:
-        raise ModelFileError(f"unknown or malformed layer description {config!r}: {err}") from None
+    """Rebuild a layer from ``layer_to_config``'s output.
+
+    A malformed description, an unknown layer type or arguments the constructor
+    refuses are a ``ModelFileError`` naming the layer call.
+    """
+    if not (isinstance(config, dict) and isinstance(config.get("type"), str)
+            and isinstance(config.get("args"), dict)):
+        raise ModelFileError(f"malformed layer description {_short(config)}: expected "
+                             "{'type': constructor name, 'args': {...}}")
+    kind = config["type"]
+    if kind not in LAYER_TYPES:
+        raise ModelFileError(f"unknown layer type {kind!r} in {_call_text(config)}; a layer of "
+                             "your own must be imported (registered) before loading")
+    build = LAYER_TYPES[kind]
+    args = {k: _arg_from_json(v) for k, v in config["args"].items()}
     varargs = [name for name, p in inspect.signature(build).parameters.items()
                if p.kind is inspect.Parameter.VAR_POSITIONAL]
-    positional = args.pop(varargs[0]) if varargs else ()
-    return build(*positional, **args)
+    positional = args.pop(varargs[0], ()) if varargs else ()
+    try:
+        return build(*positional, **args)
+    except (PurenetError, TypeError, ValueError, AttributeError, KeyError) as err:
+        raise ModelFileError(f"cannot rebuild layer {_call_text(config)}: {err}") from None
 
 
 def _arg_from_json(value):
@@ -73,28 +102,147 @@ def _arg_from_json(value):
     return value
 
 
+def _call_text(config, limit=160):
+    """``Dense(units=4, ...)``: a layer description as the call that built it (shortened)."""
+    def text(value):
+        if isinstance(value, dict) and isinstance(value.get("type"), str) and "args" in value:
+            return f"{value['type']}(...)"
+        if isinstance(value, list):
+            return "[" + ", ".join(text(v) for v in value) + "]"
+        return repr(value)
+    args = config.get("args") if isinstance(config.get("args"), dict) else {}
+    call = f"{config.get('type')}(" + ", ".join(f"{k}={text(v)}" for k, v in args.items()) + ")"
+    return call if len(call) <= limit else call[:limit - 4] + " ...)"
+
+
+def _short(value, limit=120):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 # --- model files -------------------------------------------------------------
 
 def save_model(path, model, params, state=None, *, in_shape, extra=None):
-    """Write architecture, input shape, params and state to one ``.npz`` file."""
-    meta = {"format": FORMAT, "architecture": layer_to_config(model),
-            "in_shape": list(in_shape), "dtype": _dtype_of(params), "extra": extra or {}}
-    arrays = {**tree_to_arrays(params, "params"), **tree_to_arrays(state or {}, "state")}
-    save_arrays(path, arrays, meta)
+    """Write architecture, input shape, params and state to one ``.npz`` file.
+
+    Checks first, so that no file is written that would fail to load: params and
+    ``state`` must fit ``model`` for inputs of shape ``in_shape`` (a ConfigError or
+    ShapeError names the first array that differs) and be finite (DataError).
+    """
+    architecture = layer_to_config(model)
+    dtype = _dtype_of(params)
+    state = {} if state is None else state
+    try:
+        check_params(model, params, in_shape, dtype, state=state)
+    except (ConfigError, ShapeError) as err:
+        raise type(err)(f"cannot save {os.fspath(path)}: {err}") from None
+    params_arrays = tree_to_arrays(params, "params")
+    state_arrays = tree_to_arrays(_like(state, expected_shapes(model, in_shape, dtype)[1]), "state")
+    for name, a in {**params_arrays, **state_arrays}.items():
+        if not _all_finite(a):
+            raise DataError(f"cannot save {os.fspath(path)}: {_tree_path(name)} holds NaN or inf "
+                            "(a model file holds finite weights only)")
+    meta = {"format": FORMAT, "architecture": architecture,
+            "in_shape": list(in_shape), "dtype": dtype, "extra": extra or {}}
+    save_arrays(path, {**params_arrays, **state_arrays}, meta)
+
+
+def _like(tree, spec):
+    """The part of ``tree`` that ``spec`` describes (drops a stateful layer's carry)."""
+    if isinstance(spec, dict):
+        return {k: _like(tree[k], v) for k, v in spec.items() if k in tree}
+    if isinstance(spec, (list, tuple)):
+        return [_like(t, v) for t, v in zip(tree, spec)]
+    return tree
+
+
+def _tree_path(name):
+    """``params['dense_0']['W']`` for the array name ``params/dense_0/W``."""
+    root, *keys = name.split("/")
+    return root + "".join(f"[{k!r}]" for k in keys)
 
 
 def _dtype_of(params):
-    leaves = [a for _, a in tree_flatten_with_paths(params)]
-    return str(leaves[0].dtype) if leaves else "float32"
+    leaves = [np.asarray(a) for _, a in tree_flatten_with_paths(params)] if params else []
+    floats = [a.dtype for a in leaves if a.dtype.kind == "f"]
+    return str(floats[0]) if floats else "float32"
 
 
 def load_model(path):
     """``(model, params, state, meta)`` from a file written by ``save_model``."""
-    arrays, meta = load_arrays(path)
+    where = os.fspath(path)
+    arrays, meta = load_arrays(where)
     if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a purenet model file (format {meta.get('format')!r})")
-    model = layer_from_config(meta["architecture"])
-    _, params_t, state_t = model.init(make_key(0), tuple(meta["in_shape"]), meta["dtype"])
-    params = arrays_to_tree(params_t, arrays, "params", path)
-    state = arrays_to_tree(state_t, arrays, "state", path)
+        hint = "; it is a training checkpoint: load it with load_checkpoint" \
+            if str(meta.get("format", "")).startswith("purenet-checkpoint") else ""
+        raise ModelFileError(f"{where}: not a purenet model file "
+                             f"(format {meta.get('format')!r}){hint}")
+    for key in REQUIRED_META:
+        if key not in meta:
+            raise ModelFileError(f"{where}: the metadata has no '{key}' entry (damaged file, or "
+                                 "not written by save_model)")
+    in_shape, dtype = _meta_in_shape(meta["in_shape"], where), _meta_dtype(meta["dtype"], where)
+    try:
+        model = layer_from_config(meta["architecture"])
+    except ModelFileError as err:
+        raise ModelFileError(f"{where}: {err}") from None
+    try:
+        _, params_t, state_t = model.init(make_key(0), in_shape, dtype)
+    except (PurenetError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{where}: the architecture does not accept its recorded input "
+                             f"shape {in_shape}: {err}") from None
+    _check_array_names(arrays, (params_t, state_t), where)
+    for name, a in arrays.items():
+        _check_loaded_array(name, a, where)
+    params = arrays_to_tree(params_t, arrays, "params", where)
+    state = arrays_to_tree(state_t, arrays, "state", where)
+    meta.setdefault("extra", {})
     return model, params, state, meta
+
+
+def _meta_in_shape(value, where):
+    if not isinstance(value, list) or not all(
+            n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 0)
+            for n in value):
+        raise ModelFileError(f"{where}: metadata 'in_shape' must be a list of sizes, "
+                             f"got {_short(value)}")
+    return tuple(value)
+
+
+def _meta_dtype(value, where):
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if not isinstance(value, str) or dtype is None or dtype.kind != "f":
+        raise ModelFileError(f"{where}: metadata 'dtype' must name a float dtype such as "
+                             f"'float32', got {_short(value)}")
+    return dtype
+
+
+def _check_array_names(arrays, templates, where):
+    """Every array in the file must have a place in the model."""
+    expected = {f"{prefix}/{p}" for prefix, tree in zip(("params", "state"), templates)
+                for p, _ in tree_flatten_with_paths(tree)}
+    extra = sorted(set(arrays) - expected)
+    if extra:
+        raise ModelFileError(f"{where}: array '{extra[0]}' is not part of the model"
+                             + (f" (nor are {len(extra) - 1} more)" if len(extra) > 1 else "")
+                             + ": the file holds arrays its architecture has no place for")
+
+
+def _check_loaded_array(name, a, where):
+    if a.dtype.kind not in "biufc":
+        raise ModelFileError(f"{where}: array '{name}' holds {a.dtype} values, not numbers")
+    if not _all_finite(a):
+        raise ModelFileError(f"{where}: array '{name}' holds NaN or inf")
+
+
+def _all_finite(a):
+    """False if ``a`` holds NaN or inf (a finite sum proves it does not)."""
+    if a.dtype.kind not in "fc":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.isfinite(a).all())

@@ -10,6 +10,10 @@ axis first, as the model outputs them:
   a single logit per example (``(batch,)`` or ``(batch, 1)``) is binary and
   thresholded at 0 (pass ``threshold=0.5`` for probabilities).
 
+Labels are checked, never silently miscounted: a fractional label (``0.5``), a
+label outside ``0..classes-1`` or a one-hot row of the wrong width is a
+``DataError``/``ShapeError`` naming the label and its index.
+
 ``get(name_or_fn)`` returns a metric from its name (see ``NAMES``) or the
 function itself; ``name_of(metric)`` gives the name used as a log key.
 """
@@ -64,16 +68,44 @@ def _is_binary(pred):
     return pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)
 
 
-def _true_labels(target, n_examples, name):
-    """Integer labels ``(batch,)`` from integer labels or one-hot rows ``(batch, classes)``."""
+def _true_labels(target, n_examples, name, num_classes=None):
+    """Integer labels ``(batch,)`` from integer labels or one-hot rows ``(batch, classes)``.
+
+    Labels must be whole numbers (``2.0`` is label 2, ``0.5`` is a DataError) and, when
+    ``num_classes`` is known, lie in ``0..num_classes-1``; one-hot rows must then have
+    ``num_classes`` columns.
+    """
     target = np.asarray(target)
+    if target.dtype.kind not in "biuf":
+        raise DataError(f"{name}: targets must be integer labels or one-hot rows, "
+                        f"got dtype {target.dtype}")
     if target.ndim == 2 and target.shape[1] > 1:
+        if num_classes is not None and target.shape[1] != num_classes:
+            raise ShapeError(f"{name}: one-hot targets have {target.shape[1]} columns but the "
+                             f"predictions score {num_classes} classes")
         target = target.argmax(axis=1)
     target = target.reshape(-1) if target.size == n_examples else target
     if target.shape != (n_examples,):
         raise ShapeError(f"{name}: expected {n_examples} integer labels or one-hot rows, "
                          f"got targets of shape {target.shape}")
+    if target.dtype.kind == "f":
+        bad = ~np.isfinite(target) | (target != np.round(target))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{name}: target label {target[i]} at index {i} is not a whole "
+                            "number; labels are class indices 0, 1, 2, ...")
+        target = target.astype(np.int64)
+    if num_classes is not None:
+        _check_range(name, "target", target, num_classes)
     return target
+
+
+def _check_range(name, what, labels, num_classes):
+    bad = (labels < 0) | (labels >= num_classes)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise DataError(f"{name}: {what} label {labels[i]} at index {i} is out of range "
+                        f"for {num_classes} classes (0..{num_classes - 1})")
 
 
 def _predicted_labels(pred, threshold):
@@ -101,10 +133,23 @@ def accuracy(pred, target, threshold=0.0):
         raise DataError("accuracy: no examples to score")
     labels = _predicted_labels(pred, threshold)
     target = np.asarray(target)
+    num_classes = None
+    if pred.dtype.kind == "f":
+        num_classes = 2 if _is_binary(pred) else pred.shape[1]
     if _is_binary(pred) and pred.dtype.kind == "f" and target.dtype.kind == "f":
+        _check_probabilities(target)
         target = target > 0.5
-    truth = _true_labels(target, len(pred), "accuracy")
+    truth = _true_labels(target, len(pred), "accuracy", num_classes)
     return float(np.mean(labels == truth))
+
+
+def _check_probabilities(target):
+    """Binary float targets must lie in [0, 1] (0/1 labels or probabilities)."""
+    bad = ~((target >= 0) & (target <= 1))
+    if np.any(bad):
+        i = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise DataError(f"accuracy: binary target {target[i]} at index {i} is not in [0, 1]; "
+                        "targets of a single logit are 0/1 labels or probabilities")
 
 
 def confusion_matrix(pred, target, num_classes):
@@ -118,12 +163,8 @@ def confusion_matrix(pred, target, num_classes):
     if num_classes < 1:
         raise ConfigError(f"confusion_matrix: num_classes must be positive, got {num_classes}")
     labels = np.asarray(_predicted_labels(pred, 0.0))
-    truth = _true_labels(target, len(labels), "confusion_matrix")
-    for what, values in (("predicted", labels), ("target", truth)):
-        bad = (values < 0) | (values >= num_classes)
-        if np.any(bad):
-            raise DataError(f"confusion_matrix: {what} label {values[bad][0]} is out of range "
-                            f"for {num_classes} classes (0..{num_classes - 1})")
+    truth = _true_labels(target, len(labels), "confusion_matrix", num_classes)
+    _check_range("confusion_matrix", "predicted", labels, num_classes)
     flat = truth.astype(np.int64) * num_classes + labels.astype(np.int64)
     counts = np.bincount(flat, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)

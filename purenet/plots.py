@@ -1,71 +1,103 @@
 """PNG plots of training runs. Matplotlib is an optional extra, imported here only.
 
-Every function writes its file atomically and returns the path.
+Every function builds a ``matplotlib.figure.Figure`` on its own Agg canvas and
+returns it; given a ``path``, it also writes the figure there as a PNG,
+atomically. Nothing goes through ``pyplot``: the global backend and pyplot's
+list of open figures are never touched, so these work the same in a script, a
+notebook or a thread, and a returned figure is freed like any other object.
+
+    fig = plot_curves({"run": history.history}, "curves.png")
+    save_figure(fig, "again.png")
 """
 import io as _io
 
 import numpy as np
 
-from .io import atomic_write
+from .files import atomic_write
+
+DPI = 110
 
 
-def _pyplot():
+def _matplotlib():
+    """``(Figure, FigureCanvasAgg, MaxNLocator)``, or an ImportError saying what to install."""
     try:
-        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'purenet[cli]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    return Figure, FigureCanvasAgg, MaxNLocator
 
 
-def _save(fig, path):
-    plt = _pyplot()
+def _new_figure(**kwargs):
+    """A Figure with an Agg canvas attached (no pyplot, no global backend)."""
+    Figure, FigureCanvasAgg, _ = _matplotlib()
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path):
+    """Write ``fig`` to ``path`` as a PNG, atomically; returns ``path``."""
     buffer = _io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 
-def plot_curves(histories, path, keys=("loss", "val_loss"), title="", ylabel="loss", logy=False,
-                x=None):
+def _finish(fig, path):
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_curves(histories, path=None, keys=("loss", "val_loss"), title="", ylabel="loss",
+                logy=False, x=None):
     """Line plot of logged values: ``histories`` maps a run name to a dict of lists
     (``History.history``); entries may be ``None`` where a value was not computed.
     ``keys`` is one tuple of keys, or a list of ``(keys, ylabel)`` for side-by-side
-    panels. The x axis is the epoch (1, 2, ...), or the list ``hist[x]`` when given."""
-    plt = _pyplot()
+    panels. The x axis is the epoch (1, 2, ...), or the list ``hist[x]`` when given.
+    Returns the Figure (written to ``path`` when given)."""
+    MaxNLocator = _matplotlib()[2]
     panels = keys if isinstance(keys, list) else [(keys, ylabel)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
+    fig = _new_figure(figsize=(7 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (panel_keys, panel_label) in zip(axes[0], panels):
-        _draw_panel(ax, histories, panel_keys, x)
+        drawn = _draw_panel(ax, histories, panel_keys, x)
         ax.set_xlabel(x or "epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(panel_label)
-        if logy and panel_label == ylabel:
+        if logy and panel_label == ylabel and drawn:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    return _save(fig, path)
+        if drawn:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
 
 
 def _draw_panel(ax, histories, keys, x):
+    """Plot every key of every run on ``ax``; the number of lines drawn."""
+    drawn = 0
     for run, hist in histories.items():
-        xs = hist[x] if x else range(1, 1 + max(len(v or ()) for v in hist.values()))
+        xs = hist[x] if x else range(1, 1 + max((len(v or ()) for v in hist.values()), default=0))
         for k in keys:
-            values = hist.get(k)
-            if not values:
+            pairs = [(t, v) for t, v in zip(xs, hist.get(k) or ()) if v is not None]
+            if not pairs:
                 continue
-            pairs = [(t, v) for t, v in zip(xs, values) if v is not None]
             style = "-" if not k.startswith("val_") else "--o"
             ax.plot(*zip(*pairs), style, markersize=3, label=f"{run} {k}" if run else k)
+            drawn += 1
+    return drawn
 
 
-def plot_confusion_matrix(matrix, class_names, path, title="confusion matrix"):
-    """Heat map of counts, rows = true class, columns = predicted class."""
-    plt = _pyplot()
+def plot_confusion_matrix(matrix, class_names, path=None, title="confusion matrix"):
+    """Heat map of counts, rows = true class, columns = predicted class. Returns the
+    Figure (written to ``path`` when given)."""
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig = _new_figure(figsize=(7, 6))
+    ax = fig.subplots()
     im = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(im, ax=ax)
     ticks = np.arange(len(class_names))
@@ -73,24 +105,25 @@ def plot_confusion_matrix(matrix, class_names, path, title="confusion matrix"):
     ax.set_yticks(ticks, class_names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    threshold = matrix.max() / 2
+    threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
                 color="white" if count > threshold else "black")
     ax.set_title(title)
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
-def plot_image_grid(images, true_labels, pred_labels, class_names, path, columns=8):
-    """Grid of greyscale images titled ``predicted (true)``; mistakes in red."""
-    plt = _pyplot()
-    rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6))
-    for ax in np.ravel(axes):
+def plot_image_grid(images, true_labels, pred_labels, class_names, path=None, columns=8):
+    """Grid of greyscale images titled ``predicted`` (and ``(true)`` below it, in red,
+    for mistakes). Returns the Figure (written to ``path`` when given)."""
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig = _new_figure(figsize=(columns * 1.4, rows * 1.6))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax in axes.ravel():
         ax.axis("off")
-    for ax, img, t, p in zip(np.ravel(axes), images, true_labels, pred_labels):
+    for ax, img, t, p in zip(axes.ravel(), images, true_labels, pred_labels):
         ax.imshow(np.squeeze(img), cmap="gray_r")
         ok = t == p
         ax.set_title(f"{class_names[p]}" + ("" if ok else f"\n({class_names[t]})"),
                      fontsize=7, color="black" if ok else "red")
-    return _save(fig, path)
+    return _finish(fig, path)

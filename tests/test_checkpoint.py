@@ -1,4 +1,6 @@
-"""Checkpoints: a resumed run ends bit-identical to an uninterrupted one; bad files fail."""
+"""Checkpoints: a resumed run ends bit-identical to an uninterrupted one (callback
+states, a reduced learning rate and streams included); other data, settings or
+files are refused with errors that say why."""
 import os
 
 import numpy as np
@@ -7,10 +9,11 @@ import pytest
 from purenet.errors import ConfigError, ModelFileError
 from purenet.io import save_model
 from purenet.layers import Dense, Dropout, serial
-from purenet.optim import adam, sgd
-from purenet.random import key
-from purenet.train import EarlyStopping, LambdaCallback, fit, load_checkpoint
-from purenet.train.checkpoint import decode, encode
+from purenet.optim import adam, lr_scale, sgd
+from purenet.random import fold_in, generator, key
+from purenet.train import (BackupAndRestore, EarlyStopping, LambdaCallback, ReduceLROnPlateau,
+                           fit, load_checkpoint)
+from purenet.train.checkpoint import array_fingerprint, decode, encode, fingerprint_differences
 from purenet.tree import tree_astype, tree_leaves
 
 
@@ -25,19 +28,29 @@ def model_and_params(units=8):
     return model, model.init(key(0), (3,))[1]
 
 
-def train(epochs, callbacks=(), units=8, optimizer=None, **kwargs):
+def train(epochs, callbacks=(), units=8, optimizer=None, data=None, loss="mse", **kwargs):
     model, params = model_and_params(units)
-    x, y = problem()
-    kwargs.setdefault("progress", False)
-    return fit(model, params, "mse", optimizer or sgd(0.05, momentum=0.9), x, y, epochs=epochs,
-               batch_size=8, seed=5 if "resume_from" not in kwargs else None,
-               validation_split=0.25, callbacks=list(callbacks), **kwargs)
+    x, y = data or problem()
+    kwargs.setdefault("verbose", 0)
+    kwargs.setdefault("seed", None if "resume_from" in kwargs else 5)
+    return fit(model, params, loss, optimizer or sgd(0.05, momentum=0.9), x, y, epochs=epochs,
+               batch_size=8, validation_split=0.25, callbacks=list(callbacks), **kwargs)
 
 
 def same(a, b):
     leaves_a, leaves_b = tree_leaves(a), tree_leaves(b)
     return len(leaves_a) == len(leaves_b) and all(
         np.array_equal(u, v) for u, v in zip(leaves_a, leaves_b))
+
+
+def logged(result):
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in result.history.logs]
+
+
+def same_run(a, b):
+    """Bit-identical trees and logs (but the timings), and the same ending."""
+    return (same(a.params, b.params) and same(a.opt_state, b.opt_state)
+            and logged(a) == logged(b) and a.history.stop_reason == b.history.stop_reason)
 
 
 def interrupt_at(epoch_to_stop):
@@ -47,28 +60,36 @@ def interrupt_at(epoch_to_stop):
     return LambdaCallback(on_epoch_begin=hook)
 
 
+def trees_template(units=8, optimizer=None):
+    _, params = model_and_params(units)
+    return params, {}, (optimizer or sgd(0.05, momentum=0.9)).init(params)
+
+
+# --- bit-exact resume ------------------------------------------------------------------
+
 def test_resume_after_stopping_equals_an_uninterrupted_run(tmp_path):
     straight = train(4)
     train(2, checkpoint_dir=tmp_path)
     resumed = train(4, resume_from=tmp_path / "last.npz")
-    assert same(resumed.params, straight.params)
-    assert same(resumed.opt_state, straight.opt_state)
-    assert resumed.history.history["loss"] == straight.history.history["loss"]
-    assert resumed.history.history["val_loss"] == straight.history.history["val_loss"]
+    assert same_run(resumed, straight)
 
 
 def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path):
     straight = train(4)
     stopped = train(4, [interrupt_at(2)], checkpoint_dir=tmp_path)
-    assert "interrupted" in stopped.history.stop_reason
+    assert stopped.history.interrupted and "interrupted" in stopped.history.stop_reason
     assert load_checkpoint(tmp_path, *trees_template()).epoch == 2
     resumed = train(4, resume_from=tmp_path)
-    assert same(resumed.params, straight.params)
+    assert same_run(resumed, straight) and not resumed.history.interrupted
 
 
-def trees_template(units=8, optimizer=None):
-    _, params = model_and_params(units)
-    return params, {}, (optimizer or sgd(0.05, momentum=0.9)).init(params)
+def test_backup_and_restore_resumes_by_itself_as_in_keras(tmp_path):
+    straight = train(4)
+    train(4, [interrupt_at(3), BackupAndRestore(tmp_path)])
+    resumed = train(4, [BackupAndRestore(tmp_path)], seed=None)
+    assert same_run(resumed, straight)
+    fresh = train(2, [BackupAndRestore(tmp_path, resume=False)])
+    assert len(fresh.history) == 2 and load_checkpoint(tmp_path, *trees_template()).epoch == 2
 
 
 def test_early_stopping_state_survives_a_resume(tmp_path):
@@ -84,16 +105,87 @@ def test_early_stopping_state_survives_a_resume(tmp_path):
     assert same(resumed.params, straight.params)
 
 
+def test_a_reduced_learning_rate_survives_a_resume(tmp_path):
+    def reducer():
+        return ReduceLROnPlateau(factor=0.5, patience=1, min_delta=0.0)
+    straight = train(12, [reducer()], optimizer=adam(0.05))
+    rates = straight.history.history["lr"]
+    cut = next(e for e in range(1, 12) if rates[e] < rates[e - 1])
+    assert cut < 10, "the case must lower the rate before the interruption"
+    train(12, [reducer(), interrupt_at(10)], optimizer=adam(0.05), checkpoint_dir=tmp_path)
+    ckpt = load_checkpoint(tmp_path, *trees_template(optimizer=adam(0.05)))
+    assert lr_scale(ckpt.opt_state) < 1.0
+    resumed = train(12, [reducer()], optimizer=adam(0.05), resume_from=tmp_path)
+    assert resumed.history.history["lr"] == rates
+    assert same_run(resumed, straight)
+
+
+def test_a_stream_resumes_where_it_stopped(tmp_path):
+    x, y = problem()
+
+    def stream(seed):
+        """Endless shuffled batches, each pass derived from the seed."""
+        for n in range(10 ** 6):
+            order = generator(fold_in(key(seed), n)).permutation(len(x))
+            for i in range(0, len(x), 12):
+                yield x[order[i:i + 12]], y[order[i:i + 12]]
+
+    model, params = model_and_params()
+
+    def run(epochs, **kwargs):
+        return fit(model, params, "mse", sgd(0.05, momentum=0.9), stream(3), None,
+                   steps_per_epoch=3, epochs=epochs, validation_data=(x[:8], y[:8]),
+                   verbose=0, **kwargs)
+
+    straight = run(5)
+    run(5, callbacks=[interrupt_at(3)], checkpoint_dir=tmp_path)
+    resumed = run(5, resume_from=tmp_path)
+    assert same_run(resumed, straight)
+
+
+# --- what a checkpoint holds ---------------------------------------------------------
+
 def test_checkpoint_holds_the_run(tmp_path):
     train(3, checkpoint_dir=tmp_path)
     ckpt = load_checkpoint(tmp_path / "last.npz", *trees_template())
     assert (ckpt.epoch, ckpt.seed, len(ckpt.history)) == (3, 5, 3)
-    assert ckpt.settings["batch_size"] == 8
+    assert ckpt.fingerprint["settings"]["batch_size"] == 8
+    assert ckpt.fingerprint["settings"]["loss"] == "mean_squared_error"
+    assert ckpt.fingerprint["data"]["x"]["shape"] == [36, 3]
     assert int(ckpt.opt_state[-1]["count"]) == 3 * 5     # 36 training rows / 8 = 5 steps
+    assert [c["type"] for c in ckpt.callbacks] == ["TerminateOnNaN", "BackupAndRestore"]
     best = load_checkpoint(tmp_path / "best.npz", *trees_template())
     val = ckpt.history.history["val_loss"]
     assert best.epoch == int(np.argmin(val)) + 1 and ckpt.best["value"] == min(val)
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+def test_fingerprints_tell_data_apart_cheaply():
+    x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    assert array_fingerprint(x) == array_fingerprint(x.copy())
+    changed = x.copy()
+    changed[3, 2] += 1
+    assert array_fingerprint(changed)["digest"] != array_fingerprint(x)["digest"]
+    saved = {"settings": {"loss": "mse", "batch_size": 8},
+             "data": {"x": array_fingerprint(x)}}
+    now = {"settings": {"loss": "binary_cross_entropy", "batch_size": 8},
+           "data": {"x": array_fingerprint(changed[:3])}}
+    assert fingerprint_differences(saved, saved) == []
+    assert fingerprint_differences(saved, now) == [
+        "loss was 'mse', now 'binary_cross_entropy'",
+        "x was float32 of shape (4, 3), now float32 of shape (3, 3)"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(data=(problem()[0] + 1, problem()[1])), "x has the same shape"),
+    (dict(data=(problem()[0][:40], problem()[1][:40])), r"x was float32 of shape \(36, 3\)"),
+    (dict(loss="binary_cross_entropy"), "loss was 'mean_squared_error'"),
+    (dict(shuffle=False), "shuffle was True, now False"),
+])
+def test_resuming_with_other_data_or_settings_is_refused(tmp_path, change, message):
+    train(1, checkpoint_dir=tmp_path)
+    with pytest.raises(ConfigError, match=f"cannot resume from .*{message}"):
+        train(2, resume_from=tmp_path, **change)
 
 
 def test_a_checkpoint_for_another_model_or_optimizer_is_refused(tmp_path):
@@ -108,8 +200,10 @@ def test_a_checkpoint_for_another_model_or_optimizer_is_refused(tmp_path):
 
 
 def test_unreadable_files_raise_model_file_errors(tmp_path):
-    with pytest.raises(ModelFileError, match="no such file"):
+    with pytest.raises(ModelFileError, match="no such"):
         load_checkpoint(tmp_path / "missing.npz", *trees_template())
+    with pytest.raises(ModelFileError, match="no such checkpoint"):
+        train(2, resume_from=tmp_path / "missing.npz")
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelFileError):
@@ -122,11 +216,21 @@ def test_unreadable_files_raise_model_file_errors(tmp_path):
 
 def test_resume_checks_the_seed(tmp_path):
     train(1, checkpoint_dir=tmp_path)
-    model, params = model_and_params()
-    x, y = problem()
     with pytest.raises(ConfigError, match="seed"):
-        fit(model, params, "mse", sgd(0.05, momentum=0.9), x, y, epochs=2, batch_size=8,
-            seed=6, validation_split=0.25, resume_from=tmp_path, progress=False)
+        train(2, seed=6, resume_from=tmp_path)
+
+
+def test_backup_dir_settings_are_checked_before_training(tmp_path):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        BackupAndRestore(afile)
+    with pytest.raises(ConfigError, match="backup_dir"):
+        BackupAndRestore(None)
+    with pytest.raises(ConfigError, match="not both"):
+        train(1, resume_from=tmp_path, initial_epoch=1)
+    with pytest.raises(ConfigError, match="one BackupAndRestore"):
+        train(1, [BackupAndRestore(tmp_path / "a")], checkpoint_dir=tmp_path / "b")
 
 
 def test_callback_state_encoding_round_trips():

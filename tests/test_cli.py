@@ -51,6 +51,14 @@ def test_summary_of_a_corrupted_file_is_a_clear_error(tmp_path, capsys):
     assert "bad.npz" in capsys.readouterr().err
 
 
-def test_unknown_dataset_is_rejected():
-    with pytest.raises(SystemExit):
-        main(["train", "no-such-data"])
+def test_unknown_dataset_is_rejected(capsys):
+    assert main(["train", "no-such-data"]) == 2
+    assert "no-such-data" in capsys.readouterr().err
+
+
+def test_boston_metrics_say_how_the_run_ended(boston_run):
+    report = json.loads((boston_run / "metrics.json").read_text())
+    assert report["status"] == "complete" and not report["interrupted"] and not report["diverged"]
+    for name, model in report["models"].items():
+        assert model["epochs"] == model["epochs_requested"] == len(report["history"][name]["logs"])
+    assert not (boston_run / "interrupted").exists() and not (boston_run / "diverged").exists()

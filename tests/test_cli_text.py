@@ -2,10 +2,13 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
 from purenet.cli import main
+from purenet.recipes import shakespeare
+from purenet.train import Callback
 
 TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\n" * 40
 
@@ -51,3 +54,80 @@ def test_missing_text_file_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "shakespeare", "--text", str(tmp_path / "none.txt"), "--steps", "1",
                  "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "none.txt" in capsys.readouterr().err
+
+
+# --- how a run ends: Ctrl-C, the time limit, divergence, and --resume ---------------
+
+def tiny_args(d, out, *more):
+    (d / "tiny.txt").write_text(TEXT, encoding="utf-8")
+    return ["train", "shakespeare", "--text", str(d / "tiny.txt"), "--cell", "gru", "--hidden",
+            "16", "--embed", "8", "--seq-len", "16", "--batch-size", "8", "--eval-every", "20",
+            "--lr", "0.01", "--out", str(out), "--no-progress", *more]
+
+
+class _CtrlC(Callback):
+    """Presses Ctrl-C in the middle of epoch ``at`` (0-based)."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_batch_end(self, batch, logs, run):
+        if run.epoch == self.at and batch == 3:
+            raise KeyboardInterrupt
+
+
+def pressing_ctrl_c(monkeypatch, at):
+    real_fit = shakespeare.fit
+
+    def fit(*args, callbacks=(), **kwargs):
+        return real_fit(*args, callbacks=[*callbacks, _CtrlC(at)], **kwargs)
+    monkeypatch.setattr(shakespeare, "fit", fit)
+
+
+def test_ctrl_c_keeps_the_best_validated_params_apart(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    pressing_ctrl_c(monkeypatch, at=2)
+    assert main(tiny_args(tmp_path, out, "--steps", "100")) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("purenet: interrupted")
+    assert sorted(p.name for p in out.iterdir()) == ["interrupted"]
+    report = json.loads((out / "interrupted" / "metrics.json").read_text())
+    assert report["interrupted"] is True and report["val_loss"] is None
+    assert [h["step"] for h in report["history"]] == [20, 40] and report["steps"] == 40
+    assert report["best_step"] in (20, 40)
+    assert (out / "interrupted" / "gru.npz").exists()
+
+
+def test_resume_after_ctrl_c_ends_where_an_uninterrupted_run_does(tmp_path, monkeypatch):
+    assert main(tiny_args(tmp_path, tmp_path / "whole", "--steps", "60")) == 0
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    ckpt = tmp_path / "ckpt"
+    with monkeypatch.context() as patch:
+        pressing_ctrl_c(patch, at=1)
+        assert main(tiny_args(tmp_path, tmp_path / "parts", "--steps", "60",
+                              "--checkpoint-dir", str(ckpt))) == 130
+    assert main(tiny_args(tmp_path, tmp_path / "parts", "--steps", "60", "--checkpoint-dir",
+                          str(ckpt), "--resume")) == 0
+    parts = json.loads((tmp_path / "parts" / "metrics.json").read_text())
+    assert [h["val_loss"] for h in parts["history"]] == [h["val_loss"] for h in whole["history"]]
+    assert parts["sample"] == whole["sample"]
+
+
+def test_minutes_is_a_hard_time_limit(tmp_path, monkeypatch):
+    budget = shakespeare._budget
+    monkeypatch.setattr(shakespeare, "_budget",
+                        lambda args, step: (10 ** 6, 0.5, budget(args, step)[2]))
+    start = time.perf_counter()
+    assert main(tiny_args(tmp_path, tmp_path / "run", "--minutes", "1")) == 0
+    assert time.perf_counter() - start < 20
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0 < report["steps"] < 10 ** 6 and "time budget" in report["stop_reason"]
+
+
+def test_a_diverged_text_model_is_reported_not_scored(tmp_path, capsys):
+    code = main(tiny_args(tmp_path, tmp_path / "run", "--steps", "40", "--lr", "1000"))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("purenet: error: training diverged")
+    report = json.loads((tmp_path / "run" / "diverged" / "metrics.json").read_text())
+    assert report["diverged"] is True and report["val_loss"] is None
+    assert not (tmp_path / "run" / "metrics.json").exists()

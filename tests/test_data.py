@@ -263,7 +263,9 @@ def test_split_errors():
 # ---------------------------------------------------------------- batching
 
 def test_num_batches():
-    assert [num_batches(n, 4) for n in (1, 4, 5, 8, 9)] == [1, 1, 2, 2, 3]
+    # a lone last example joins the batch before it (5 = 4 + 1 is one batch of 5)
+    assert [num_batches(n, 4) for n in (1, 4, 5, 6, 8, 9, 10)] == [1, 1, 1, 2, 2, 2, 3]
+    assert num_batches(5, 1) == 5
     with pytest.raises(ConfigError, match="batch_size"):
         num_batches(10, 0)
 
@@ -301,3 +303,28 @@ def test_batches_y_none_and_errors():
         batches(np.zeros((0, 3)), None, 2)
     with pytest.raises(ConfigError, match="batch_size"):
         batches(np.zeros(5), None, 2.5)
+
+
+def test_as_numeric_array_is_exported_and_checks_like_check_finite():
+    from purenet.data import as_numeric_array
+    X = np.zeros((3, 4), np.float32)
+    assert as_numeric_array(X, "feats") is X
+    X[1, 2] = np.nan
+    with pytest.raises(DataError, match=r"feats has 1 non-finite .* at index \(1, 2\)"):
+        as_numeric_array(X, "feats")
+    np.testing.assert_array_equal(as_numeric_array([True, False], "mask"), [True, False])
+    ids = as_numeric_array([[1, 2], [3, 4]], "ids")
+    assert ids.dtype.kind == "i" and ids.shape == (2, 2)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ([[1.0, 2.0], [3.0]], r"rows\[1\] has 1 item where rows\[0\] has 2 items"),
+    ([[[1], [2]], [[3], [4, 5]]], r"rows\[1\]\[1\] has 2 items where rows\[1\]\[0\] has 1 item"),
+    (np.array(["a", "b"]), "holds text"),
+    (np.array(["2020-01-01"], dtype="datetime64[D]"), "holds dates"),
+    (np.array([{"a": 1}], dtype=object), "holds dict"),
+])
+def test_as_numeric_array_names_what_is_wrong(bad, message):
+    from purenet.data import as_numeric_array
+    with pytest.raises(DataError, match=message):
+        as_numeric_array(bad, "rows")

@@ -302,3 +302,49 @@ def test_variance_scaling_layers_save_and_load(tmp_path):
     loaded, params2, _, _ = load_model(tmp_path / "vs.npz")
     _, fresh, _ = loaded.init(key(0), (3,))
     np.testing.assert_array_equal(fresh["dense_0"]["W"], params["dense_0"]["W"])
+
+
+@pytest.mark.parametrize("return_sequences,out_shape", [(False, (16,)), (True, (5, 16))])
+def test_summary_of_bidirectional_layers(return_sequences, out_shape):
+    import purenet as pn
+    from purenet.layers import LSTM, Bidirectional
+    model = serial(Bidirectional(LSTM(8, return_sequences=return_sequences)), Dense(2))
+    _, params, _ = model.init(key(0), (5, 3))
+    table = pn.summary(model, (5, 3), params)
+    per_direction = 3 * 32 + 8 * 32 + 32                  # W_x, W_h, b of one LSTM
+    lines = {line.split()[0]: line for line in table.splitlines()[2:-2]}
+    assert str(out_shape) in lines["bidirectional_0"]
+    assert lines["bidirectional_0"].endswith(f"{2 * per_direction:,}")
+    assert lines["lstm_forward"].endswith(f"{per_direction:,}")
+    assert lines["lstm_backward"].endswith(f"{per_direction:,}")
+    assert lines["dense_1"].endswith(f"{16 * 2 + 2:,}")
+    assert table.endswith(f"total parameters {2 * per_direction + 34:,}")
+    assert pn.summary(model, (5, 3)) == table                 # params default to init's
+
+
+def test_summary_refuses_params_of_another_model():
+    import purenet as pn
+    _, params, _ = serial(Dense(3)).init(key(0), (4,))
+    with pytest.raises(ShapeError, match=r"params\['dense_0'\]\['W'\] has shape \(4, 3\)"):
+        pn.summary(serial(Dense(2)), (4,), params)
+
+
+def test_check_params_accepts_the_models_own_and_a_stateful_carry():
+    from purenet.layers import LSTM, BatchNorm, check_params
+    model = serial(LSTM(3, stateful=True), BatchNorm(), Dense(2))
+    _, params, state = model.init(key(0), (4, 2))
+    x = rng.standard_normal((5, 4, 2)).astype(np.float32)
+    _, state = model.apply(params, state, x, train=True)
+    check_params(model, params, (4, 2), state=state)      # the carry is extra state, allowed
+    check_params(model, params, (None, 2))                # any sequence length
+    with pytest.raises(ConfigError, match=r"state\['batchnorm_1'\] has no 'var'"):
+        check_params(model, params, (4, 2), state={**state, "batchnorm_1": {"mean": np.zeros(3)}})
+
+
+def test_errors_inside_a_layer_name_it_and_keep_their_type():
+    from purenet.errors import DataError
+    from purenet.layers import Embedding
+    model = serial(Embedding(3, 2, name="words"), Dense(2))
+    _, params, state = model.init(key(0), (2,))
+    with pytest.raises(DataError, match=r"layer 'words'"):
+        model.apply(params, state, np.array([[0, 5]]))

@@ -89,3 +89,20 @@ def test_shape_mismatch_and_empty_input():
         metrics.rmse(np.zeros((0, 1)), np.zeros(0))
     with pytest.raises(ShapeError):
         metrics.accuracy(np.zeros((4, 3)), np.zeros(5, dtype=int))
+
+
+def test_labels_are_checked_not_miscounted():
+    scores = np.eye(3)[[0, 1, 2, 1]]
+    assert metrics.accuracy(scores, np.array([0.0, 1.0, 2.0, 1.0])) == 1.0   # whole floats are labels
+    with pytest.raises(DataError, match="target label 3 at index 3 is out of range for 3 classes"):
+        metrics.accuracy(scores, np.array([0, 1, 2, 3]))
+    with pytest.raises(DataError, match="target label 1.5 at index 1 is not a whole number"):
+        metrics.accuracy(scores, np.array([0, 1.5, 2, 1]))
+    with pytest.raises(DataError, match="target label nan at index 2"):
+        metrics.accuracy(scores, np.array([0, 1, np.nan, 1]))
+    with pytest.raises(DataError, match="binary target -0.5"):
+        metrics.accuracy(np.zeros(2), np.array([1.0, -0.5]))
+    with pytest.raises(DataError, match=r"target label 2 at index 0 is out of range for 2 classes"):
+        metrics.accuracy(np.zeros((2, 1)), np.array([2, 0]))
+    with pytest.raises(ShapeError, match="one-hot targets have 2 columns"):
+        metrics.confusion_matrix(scores, np.eye(2)[[0, 1, 1, 0]], 3)

@@ -208,7 +208,9 @@ def test_float32_params_stay_float32(name):
     params, state = run(opt, params, grads)
     updates, state = opt.update(grads[0], state, params)
     assert {leaf.dtype for leaf in tree_leaves([params, updates])} == {np.dtype(np.float32)}
-    assert {leaf.dtype for leaf in tree_leaves(state)} <= {np.dtype(np.float32), np.dtype(np.int64)}
+    dtypes = {np.asarray(leaf).dtype for path, leaf in tree_flatten_with_paths(state)
+              if not path.endswith("lr_scale")}       # the one float64 scalar of the state
+    assert dtypes <= {np.dtype(np.float32), np.dtype(np.int64)}
 
 
 @pytest.mark.parametrize("name", sorted(ALL))
@@ -247,7 +249,8 @@ def test_update_does_not_modify_its_inputs(name):
 def test_adam_state_layout():
     state = optim.adam(0.1).init(PARAMS)
     assert isinstance(state, list) and len(state) == 2
-    assert set(state[0]) == {"count", "mu", "nu"} and set(state[1]) == {"count"}
+    assert set(state[0]) == {"count", "mu", "nu"} and set(state[1]) == {"count", "lr_scale"}
+    assert state[1]["lr_scale"] == 1.0 and state[1]["lr_scale"].dtype == np.float64
     assert state[0]["count"].shape == () and state[0]["count"].dtype == np.int64
     assert tree_map(np.shape, state[0]["mu"]) == tree_map(np.shape, PARAMS)
     _, state = run(optim.adam(0.1), PARAMS, GRADS[:2])
@@ -459,3 +462,36 @@ def test_get_builds_by_name_and_checks_settings():
 
 def test_package_example_runs():
     assert doctest.testmod(purenet.optim).failed == 0
+
+
+# The learning-rate scale (what ReduceLROnPlateau changes) and bad rates.
+
+def test_lr_scale_multiplies_the_rate_and_lives_in_the_state():
+    opt = optim.adam(schedules.linear_decay(0.1, 0.05, 10), clip_norm=1.0)
+    params, grads = {"w": np.array([1.0])}, {"w": np.array([0.5])}
+    state = opt.init(params)
+    assert optim.lr_scale(state) == 1.0 and opt.learning_rate(state) == pytest.approx(0.1)
+    halved = optim.with_lr_scale(state, 0.5)
+    assert optim.lr_scale(state) == 1.0                      # the old state is left alone
+    assert opt.learning_rate(halved) == pytest.approx(0.05)
+    full, _ = opt.update(grads, state, params)
+    half, halved = opt.update(grads, halved, params)
+    np.testing.assert_allclose(half["w"], full["w"] / 2)
+    assert optim.lr_scale(halved) == 0.5                     # kept across updates
+    assert optim.lr_scale([{}, {"nu": np.zeros(1)}]) is None
+    same = optim.sgd(0.1)                                     # scale 1 changes no bit
+    update, _ = same.update(grads, same.init(params), params)
+    assert update["w"][0] == -0.1 * 0.5
+
+
+@pytest.mark.parametrize("rate", [-0.1, float("nan")])
+def test_a_schedule_giving_a_bad_rate_is_an_error_naming_the_step(rate):
+    opt = optim.sgd(lambda step: 0.1 if step < 2 else rate)
+    params, grads = {"w": np.array([1.0])}, {"w": np.array([0.5])}
+    state = opt.init(params)
+    for _ in range(2):
+        _, state = opt.update(grads, state, params)
+    with pytest.raises(ConfigError, match="learning rate at step 2"):
+        opt.update(grads, state, params)
+    with pytest.raises(ConfigError, match="learning rate at step 2"):
+        opt.learning_rate(state)

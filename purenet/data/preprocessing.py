@@ -17,26 +17,13 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
+from .validate import check_finite
 
 BOOK_BOSTON_SEED = 80718
 BOOK_BOSTON_TEST_SIZE = 152  # ceil(0.3 * 506), as scikit-learn rounds
 
 
 # ---------------------------------------------------------------- checks
-
-def check_finite(X, name="X"):
-    """``X`` unchanged if it holds no NaN or inf, else ``DataError`` saying
-    how many there are and where the first one is."""
-    X = np.asarray(X)
-    if X.dtype.kind not in "fc":
-        return X
-    bad = ~np.isfinite(X)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{name} has {int(bad.sum())} non-finite value(s) (NaN or inf); "
-                        f"the first is {X[where]} at index {where}")
-    return X
-
 
 def check_same_length(X, y, names=("X", "y")):
     """``DataError`` unless ``X`` and ``y`` hold the same number of samples

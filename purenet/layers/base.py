@@ -22,16 +22,24 @@ constructors are CamelCase (``Dense``) and are registered with
 ``@layer_constructor``, which also gives every one a ``name=`` argument: a
 named layer's params sit under its name in ``serial``. Combinators are
 snake_case (``serial``).
+
+``check_params(model, params, in_shape)`` compares params (and state) with
+what ``model.init`` builds and names the first array that differs; ``predict``,
+``evaluate``, ``save_model`` and ``fit`` call it before using params.
 """
 import functools
 import inspect
+import numbers
+import weakref
 
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, DataError, ShapeError
+from ..random import key as make_key
 from ..random import split
 
 LAYER_TYPES = {}
+_NAMED_ERRORS = (ShapeError, ConfigError, DataError)   # prefixed with the layer's name
 
 
 class Layer:
@@ -55,14 +63,18 @@ class Layer:
         """``(out_shape, params, state)`` for inputs of shape ``(batch, *in_shape)``."""
         try:
             return self.init_fn(key, tuple(in_shape), np.dtype(dtype))
-        except ShapeError as err:
+        except _NAMED_ERRORS as err:
+            if type(err) not in _NAMED_ERRORS:
+                raise
             raise self._named(err) from None
 
     def apply(self, params, state, x, *, train=False, key=None):
         """``(y, new_state)``: the output and the state after this call."""
         try:
             return self.apply_fn(params, state, x, train, key)
-        except ShapeError as err:
+        except _NAMED_ERRORS as err:
+            if type(err) not in _NAMED_ERRORS:
+                raise
             raise self._named(err) from None
 
     def __call__(self, params, x, state=None):
@@ -70,8 +82,8 @@ class Layer:
         return self.apply(params, {} if state is None else state, x)[0]
 
     def _named(self, err):
-        """A ShapeError prefixed with this layer's name (nested layers prefix in turn)."""
-        return ShapeError(f"layer '{self.name}': {err}")
+        """The error prefixed with this layer's name (nested layers prefix in turn)."""
+        return type(err)(f"layer '{self.name}': {err}")
 
     def __repr__(self):
         return f"<layer {self.name}>"
@@ -162,3 +174,167 @@ def residual(*layers):
         return x + y, new_state
 
     return Layer("residual", init, apply, children=body.children)
+
+
+# --- checks of constructor arguments ---------------------------------------------
+
+def positive_int(value, what):
+    """``value`` as an int if it is a positive integer (a bool is not), else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def real_number(value, what):
+    """``value`` as a float if it is a real number (a bool is not), else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+# --- params and state against the model -------------------------------------------
+
+class _Leaf:
+    """An expected array: its shape (all ``check_params`` keeps of ``init``'s output)."""
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+
+def _spec(tree):
+    if isinstance(tree, dict):
+        return {k: _spec(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        items = [_spec(v) for v in tree]
+        return items if isinstance(tree, list) else tuple(items)
+    return _Leaf(np.shape(tree))
+
+
+_EXPECTED = weakref.WeakKeyDictionary()      # model -> {(in_shape, dtype): (params, state)}
+_CACHE_SIZE = 16                             # input shapes remembered per model
+
+
+def expected_shapes(model, in_shape, dtype=np.float32):
+    """``(params, state)`` as ``model.init`` builds them for ``in_shape``, with every
+    array replaced by its shape; computed once per model, input shape and dtype."""
+    in_shape, dtype = _as_in_shape(in_shape), np.dtype(dtype)
+    cache = _EXPECTED.setdefault(model, {})
+    entry = (in_shape, dtype.str)
+    if entry not in cache:
+        if len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        _, params, state = model.init(make_key(0), in_shape, dtype)
+        cache[entry] = (_spec(params), _spec(state))
+    return cache[entry]
+
+
+def _as_in_shape(in_shape):
+    """``in_shape`` as a tuple of sizes (``None`` for a free axis such as time)."""
+    try:
+        shape = tuple(in_shape)
+    except TypeError:
+        raise ConfigError(f"in_shape must be a tuple of sizes (without the batch axis), "
+                          f"got {in_shape!r}") from None
+    for n in shape:
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
+            raise ConfigError(f"in_shape must be a tuple of sizes (without the batch axis), "
+                              f"got {in_shape!r}")
+    return tuple(None if n is None else int(n) for n in shape)
+
+
+def check_params(model, params, in_shape, dtype=np.float32, state=None):
+    """Raise unless ``params`` (and ``state``, when given) fit ``model`` for inputs of
+    shape ``in_shape`` (without the batch axis).
+
+    Compares with what ``model.init`` builds: the same dicts and keys, and arrays of
+    the same shapes. The error names the first place that differs:
+
+        ConfigError  params is None / params has no 'dense_2' / params['dense_0']
+                     has 'gamma', which the model does not have / ...
+        ShapeError   params['dense_1']['W'] has shape (13, 8), the model expects (13, 4)
+
+    State may hold more than ``init`` gives (a stateful layer's carry); what
+    ``init`` gives must be there, so a batch-norm model without its running
+    statistics is an error. The expected shapes are computed once per model and
+    input shape, so a call costs a walk over the params.
+    """
+    if not (callable(getattr(model, "init", None)) and callable(getattr(model, "apply", None))):
+        raise ConfigError(f"model must be a layer with init and apply (e.g. purenet.serial(...)), "
+                          f"got {type(model).__name__}")
+    in_shape = _as_in_shape(in_shape)
+    want_params, want_state = expected_shapes(model, in_shape, dtype)
+    context = f" for inputs of shape {in_shape}"
+    if params is None:
+        raise ConfigError("params is None: pass the params returned by model.init or fit")
+    _compare(params, want_params, "params", context, extra_ok=False)
+    if state is not None:
+        _compare(state, want_state, "state", context, extra_ok=True)
+
+
+def _has_leaves(spec):
+    if isinstance(spec, dict):
+        return any(_has_leaves(v) for v in spec.values())
+    if isinstance(spec, (list, tuple)):
+        return any(_has_leaves(v) for v in spec)
+    return True
+
+
+def _describe(value):
+    if value is None:
+        return "None"
+    if isinstance(value, dict):
+        return f"a dict with keys {list(value)}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _expectation(spec):
+    if isinstance(spec, _Leaf):
+        return f"an array of shape {spec.shape}"
+    if isinstance(spec, dict):
+        return f"a dict with keys {list(spec)}"
+    return f"a {type(spec).__name__} of {len(spec)}"
+
+
+def _hint(path):
+    if path.startswith("state"):
+        return "pass the state returned by model.init or fit, as it came"
+    return "are these the params of another model?"
+
+
+def _compare(got, want, path, context, extra_ok):
+    """Walk ``got`` along the expected tree ``want``; raise at the first difference."""
+    if isinstance(want, _Leaf):
+        if got is None or isinstance(got, (dict, list, tuple, str, bytes)):
+            raise ConfigError(f"{path} is {_describe(got)}, the model expects "
+                              f"{_expectation(want)}")
+        dtype = getattr(got, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(got).dtype
+        if np.dtype(dtype).kind not in "biufc":
+            raise ConfigError(f"{path} holds {dtype} values, the model expects numbers")
+        if tuple(np.shape(got)) != want.shape:
+            raise ShapeError(f"{path} has shape {tuple(np.shape(got))}, the model expects "
+                             f"{want.shape}{context}")
+        return
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            raise ConfigError(f"{path} is {_describe(got)}, the model expects {_expectation(want)}")
+        for k, sub in want.items():
+            if k in got:
+                _compare(got[k], sub, f"{path}[{k!r}]", context, extra_ok)
+            elif not extra_ok or _has_leaves(sub):
+                raise ConfigError(f"{path} has no {k!r} (the model expects keys {list(want)}): "
+                                  f"{_hint(path)}")
+        if not extra_ok:
+            extra = [k for k in got if k not in want]
+            if extra:
+                raise ConfigError(f"{path} has {extra[0]!r}, which the model does not have "
+                                  f"(it expects keys {list(want)}): {_hint(path)}")
+        return
+    if not isinstance(got, (list, tuple)) or len(got) != len(want):
+        raise ConfigError(f"{path} is {_describe(got)}, the model expects {_expectation(want)}")
+    for i, (g, w) in enumerate(zip(got, want)):
+        _compare(g, w, f"{path}[{i}]", context, extra_ok)

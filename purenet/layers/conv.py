@@ -17,11 +17,11 @@ from .. import initializers
 from ..errors import ConfigError, ShapeError
 from ..ops import activations
 from ..ops.conv import Geometry, as_pair, check_settings, conv1d, conv2d, settings_1d, single
-from ..ops.pooling import (avg_pool1d, avg_pool2d, global_avg_pool2d, max_pool1d, max_pool2d,
-                           pool_geometry)
+from ..ops.pooling import (avg_pool1d, avg_pool2d, check_pool_settings, global_avg_pool2d,
+                           max_pool1d, max_pool2d, pool_geometry)
 from ..ops.pooling import settings_1d as pool_settings_1d
 from ..random import split
-from .base import Layer, layer_constructor
+from .base import Layer, layer_constructor, positive_int
 
 
 def _check_input(x, channels, rank, layout):
@@ -41,16 +41,35 @@ def _spatial(in_shape, rank):
     return in_shape[1:] if rank == 2 else (1, in_shape[1])
 
 
+def _settings_checked(constructor, check, *args, **kwargs):
+    """``check(*args, **kwargs)``, its ConfigError prefixed with the constructor's name."""
+    try:
+        return check(*args, **kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{constructor}: {err}") from None
+
+
+def _conv_kernel(kernel_size, rank):
+    """The kernel as a (kh, kw) pair of positive ints (1-D: (1, kw))."""
+    if rank == 1:
+        return 1, single(kernel_size, "kernel_size")
+    kernel = as_pair(kernel_size, "kernel_size")
+    if min(kernel) < 1:
+        raise ConfigError(f"kernel_size must be positive, got {kernel_size!r}")
+    return kernel
+
+
 def _conv_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_bias, settings):
     """Shared body of Conv1D and Conv2D; ``rank`` is 2 or 1 (spatial axes)."""
-    if int(filters) <= 0:
-        raise ConfigError(f"{kind}: filters must be positive, got {filters}")
+    constructor = "Conv2D" if rank == 2 else "Conv1D"
+    filters = positive_int(filters, f"{constructor}: filters")
     act = activations.get(act)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
     prim, layout = (conv2d, "channels, height, width") if rank == 2 else (conv1d, "channels, width")
-    kernel = as_pair(kernel_size, "kernel_size") if rank == 2 else (1, single(kernel_size, "kernel_size"))
-    settings_2d = settings if rank == 2 else settings_1d(**settings)
-    check_settings(kernel, **settings_2d)       # bad settings fail here, at construction
+    kernel = _settings_checked(constructor, _conv_kernel, kernel_size, rank)
+    settings_2d = settings if rank == 2 else _settings_checked(constructor, settings_1d, **settings)
+    # bad settings fail here, at construction
+    _settings_checked(constructor, check_settings, kernel, **settings_2d)
 
     def init(key, in_shape, dtype):
         _check_in_shape(in_shape, rank + 1, layout)
@@ -94,7 +113,14 @@ def _pool_layer(kind, prim, rank, pool_size, stride, padding):
     """A parameter-free pooling layer over ``rank`` spatial axes."""
     layout = "channels, height, width" if rank == 2 else "channels, width"
     settings = dict(pool_size=pool_size, stride=stride, padding=padding)
-    settings_2d = settings if rank == 2 else pool_settings_1d(**settings)
+    constructor = {"maxpool2d": "MaxPool2D", "avgpool2d": "AvgPool2D", "maxpool1d": "MaxPool1D",
+                   "avgpool1d": "AvgPool1D"}[kind]
+    if rank == 2:
+        settings_2d = settings
+    else:
+        settings_2d = _settings_checked(constructor, pool_settings_1d, **settings)
+    # bad settings fail here, at construction
+    _settings_checked(constructor, check_pool_settings, **settings_2d)
 
     def init(key, in_shape, dtype):
         _check_in_shape(in_shape, rank + 1, layout)

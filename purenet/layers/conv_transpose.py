@@ -13,17 +13,16 @@ import numpy as np
 from .. import initializers
 from ..errors import ConfigError, ShapeError
 from ..ops import activations
-from ..ops.conv import as_pair, single
+from ..ops.conv import as_pair, check_settings, single
 from ..ops.conv_transpose import (conv_transpose1d, conv_transpose2d, transposed_geometry,
                                   upsample2d)
 from ..random import split
-from .base import Layer, layer_constructor
+from .base import Layer, layer_constructor, positive_int
 
 
 def _transpose_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_bias, settings):
     """Shared body of Conv2DTranspose and Conv1DTranspose; ``rank`` is 2 or 1."""
-    if not isinstance(filters, (int, np.integer)) or filters <= 0:
-        raise ConfigError(f"{kind}: filters must be a positive integer, got {filters!r}")
+    filters = positive_int(filters, f"{kind}: filters")
     act = activations.get(act)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
     prim = conv_transpose2d if rank == 2 else conv_transpose1d
@@ -31,6 +30,11 @@ def _transpose_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_
     if min(kernel) < 1:
         raise ConfigError(f"{kind}: kernel_size must be positive, got {kernel_size!r}")
     geometry_settings = settings if rank == 2 else _as_2d(**settings)
+    try:                            # bad settings fail here, at construction
+        check_settings(kernel, **{k: v for k, v in geometry_settings.items()
+                                  if k != "output_padding"})
+    except ConfigError as err:
+        raise ConfigError(f"{kind}: {err}") from None
     layout = "channels, height, width" if rank == 2 else "channels, width"
 
     def init(key, in_shape, dtype):

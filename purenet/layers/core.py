@@ -6,7 +6,7 @@ from ..errors import ConfigError, ShapeError
 from ..ops import activations
 from ..ops.linear import flatten, linear, reshape
 from ..random import generator, split
-from .base import Layer, layer_constructor
+from .base import Layer, layer_constructor, positive_int, real_number
 
 
 @layer_constructor
@@ -18,8 +18,7 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
     ``{"W": (n_in, units), "b": (units,)}``. ``activation`` and the initialisers
     are names or functions (``"normal"`` is the book's N(0, 1)).
     """
-    if int(units) <= 0:
-        raise ConfigError(f"Dense: units must be positive, got {units}")
+    units = positive_int(units, "Dense: units")
     act = activations.get(activation)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
@@ -61,7 +60,7 @@ def Dropout(drop_prob):
     The book's ``dropout=0.8`` is a KEEP probability: it is ``Dropout(0.2)`` here.
     Training needs an explicit ``key``.
     """
-    if not 0.0 <= drop_prob < 1.0:
+    if not 0.0 <= real_number(drop_prob, "Dropout: drop_prob") < 1.0:
         raise ConfigError(f"Dropout: drop_prob must be in [0, 1), got {drop_prob}")
     keep = 1.0 - drop_prob
 
@@ -91,7 +90,11 @@ def Flatten():
 @layer_constructor
 def Reshape(shape):
     """Reshape each example to ``shape`` (the batch axis is kept)."""
-    shape = tuple(shape)
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)):
+        raise ConfigError(f"Reshape: shape must be a tuple of positive integers, got {shape!r}")
+    shape = tuple(positive_int(n, "Reshape: every size in shape") for n in shape)
 
     def init(key, in_shape, dtype):
         if int(np.prod(in_shape)) != int(np.prod(shape)):

@@ -1,8 +1,7 @@
 """The embedding layer: integer ids (batch, ...) -> vectors (batch, ..., dim)."""
 from .. import initializers
-from ..errors import ConfigError
 from ..ops.embedding import embedding
-from .base import Layer, layer_constructor
+from .base import Layer, layer_constructor, positive_int
 
 
 @layer_constructor
@@ -13,9 +12,8 @@ def Embedding(vocab_size, dim, init="glorot_uniform"):
     output ``(batch, time, dim)``; params ``{"table": (vocab_size, dim)}``. An id
     outside ``0..vocab_size-1`` is a DataError naming it. The ids have no gradient.
     """
-    if int(vocab_size) <= 0 or int(dim) <= 0:
-        raise ConfigError("Embedding: vocab_size and dim must be positive, "
-                          f"got {vocab_size}, {dim}")
+    vocab_size = positive_int(vocab_size, "Embedding: vocab_size")
+    dim = positive_int(dim, "Embedding: dim")
     table_init = initializers.get(init)
 
     def init_fn(key, in_shape, dtype):

@@ -95,7 +95,7 @@ def _gated_cell_params(key, n_in, units, gates, dtype, inits):
 
 
 def _check_units(kind, units):
-    if not isinstance(units, (int, np.integer)) or units <= 0:
+    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
         raise ConfigError(f"{kind}: units must be a positive integer, got {units!r}")
 
 

@@ -97,6 +97,7 @@ def _explicit_pads(padding):
 
 def check_settings(kernel_hw, stride=1, padding="valid", dilation=1):
     """Raise ConfigError for bad settings before any input is seen."""
+    kernel_hw = _positive_pair(kernel_hw, "kernel_size")
     stride, dilation = _positive_pair(stride, "stride"), _positive_pair(dilation, "dilation")
     resolve_padding(padding, kernel_hw, kernel_hw, stride, dilation)
 
@@ -107,6 +108,9 @@ class Geometry:
     def __init__(self, in_hw, kernel_hw, stride=1, padding="valid", dilation=1):
         self.in_hw = tuple(int(n) for n in in_hw)
         self.kernel_hw = tuple(int(k) for k in kernel_hw)
+        if min(self.kernel_hw) < 1:
+            raise ShapeError(f"a window of size {self.kernel_hw} is empty: every size must be "
+                             "at least 1")
         self.stride = _positive_pair(stride, "stride")
         self.dilation = _positive_pair(dilation, "dilation")
         self.pads = resolve_padding(padding, self.in_hw, self.kernel_hw, self.stride, self.dilation)

@@ -24,15 +24,28 @@ gradient once instead of accumulating it.
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .conv import Geometry, as_pair, channels_last, crop_to_nchw, pad_channels_last, single
+from .conv import (Geometry, as_pair, channels_last, crop_to_nchw, pad_channels_last,
+                   resolve_padding, single)
 from .core import primitive
+
+
+def check_pool_settings(pool_size, stride=None, padding="valid"):
+    """The window as a pair; ConfigError for bad settings before any input is seen."""
+    pool = as_pair(pool_size, "pool_size")
+    if min(pool) < 1:
+        raise ConfigError(f"pool_size must be positive, got {pool_size!r}")
+    steps = pool if stride is None else as_pair(stride, "stride")
+    if min(steps) < 1:
+        raise ConfigError(f"stride must be positive, got {stride!r}")
+    pads = resolve_padding(padding, pool, pool, steps, (1, 1))
+    if any(max(p) >= k for p, k in zip(pads, pool)):
+        raise ConfigError(f"padding {padding!r} must be smaller than the pool window {pool}")
+    return pool
 
 
 def pool_geometry(in_hw, pool_size, stride=None, padding="valid"):
     """The checked window geometry of a pooling (no dilation)."""
-    pool = as_pair(pool_size, "pool_size")
-    if min(pool) < 1:
-        raise ConfigError(f"pool_size must be positive, got {pool_size!r}")
+    pool = check_pool_settings(pool_size, stride, padding)
     geom = Geometry(in_hw, pool, pool if stride is None else stride, padding)
     if any(max(pads) >= k for pads, k in zip(geom.pads, pool)):
         raise ConfigError(f"padding {padding!r} must be smaller than the pool window {pool}")

@@ -16,18 +16,22 @@
 
 ``update`` returns what is ADDED to the params, so a step is
 ``params + updates``; weight decay and every other term are multiplied by the
-learning rate. Build your own optimizer by chaining transforms, e.g.
+learning rate. The rate is also multiplied by the state's ``lr_scale`` (1.0 after
+``init``; ``with_lr_scale(state, s)`` changes it, as ReduceLROnPlateau does), so
+a lowered rate lives in the state and survives a checkpoint. Build your own
+optimizer by chaining transforms, e.g.
 ``chain(clip_by_global_norm(1.0), scale_by_adam(), scale_by_learning_rate(1e-3))``.
 """
 from . import schedules
 from .aliases import OPTIMIZERS, adagrad, adam, adamw, get, rmsprop, sgd
 from .transforms import (GradientTransformation, add_decayed_weights, apply_updates, chain,
-                         clip, clip_by_global_norm, scale_by_adagrad, scale_by_adam,
-                         scale_by_learning_rate, scale_by_rms, trace)
+                         clip, clip_by_global_norm, lr_scale, scale_by_adagrad, scale_by_adam,
+                         scale_by_learning_rate, scale_by_rms, trace, with_lr_scale)
 
 __all__ = [
     "GradientTransformation", "apply_updates", "chain", "scale_by_learning_rate", "trace",
     "scale_by_adagrad", "scale_by_rms", "scale_by_adam", "add_decayed_weights", "clip",
-    "clip_by_global_norm", "sgd", "adagrad", "rmsprop", "adam", "adamw", "get", "OPTIMIZERS",
+    "clip_by_global_norm", "lr_scale", "with_lr_scale", "sgd", "adagrad", "rmsprop", "adam",
+    "adamw", "get", "OPTIMIZERS",
     "schedules",
 ]

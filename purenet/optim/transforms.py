@@ -6,7 +6,10 @@
 # ndarrays (step counters are 0-d int64 arrays), so checkpoints save it with the
 # tree functions and a fresh init starts every counter, and every schedule,
 # at step 0. Nothing is modified in place. Hyperparameters are Python floats,
-# so float32 params and gradients stay float32.
+# so float32 params and gradients stay float32. The learning-rate transform
+# keeps an ``lr_scale`` (a 0-d float64, 1.0 after init) in its state and
+# multiplies every rate by it: a callback (ReduceLROnPlateau) lowers the rate by
+# changing the state alone (``with_lr_scale``), so a checkpoint keeps it.
 """Gradient transformations: small pure steps, chained into optimizers."""
 import math
 import numbers
@@ -63,22 +66,58 @@ def chain(*transforms):
 
 
 def scale_by_learning_rate(learning_rate):
-    """``u = -lr(t) * g``, with ``t`` the number of updates already applied.
+    """``u = -lr(t) * scale * g``, with ``t`` the number of updates already applied and
+    ``scale`` the state's ``lr_scale`` (1.0 unless changed with ``with_lr_scale``).
 
     Args:
-        learning_rate: a number > 0 or a schedule ``step -> lr``.
-    State: ``{"count": int64}``.
+        learning_rate: a number > 0 or a schedule ``step -> lr``. A schedule giving a
+            negative or NaN rate is a ConfigError at the step where it does.
+    State: ``{"count": int64, "lr_scale": float64}``.
     """
     if not callable(learning_rate):
         _positive("learning_rate", learning_rate)
     schedule = as_schedule(learning_rate)
 
-    def update(grads, state, params=None):
+    def rate(state):
         count = int(state["count"])
-        neg_lr = -float(schedule(count))
-        return tree_map(lambda g: neg_lr * g, grads), {"count": np.array(count + 1, dtype=np.int64)}
-    return GradientTransformation(lambda params: {"count": _zero_count()}, update,
-                                  lambda state: float(schedule(int(state["count"]))))
+        lr = float(schedule(count)) * float(state["lr_scale"])
+        if not lr >= 0.0:               # also catches NaN
+            raise ConfigError(f"the learning rate at step {count} is {lr}: a learning rate "
+                              "must be a number >= 0 (check the schedule)")
+        return lr
+
+    def init(params):
+        return {"count": _zero_count(), "lr_scale": np.ones((), dtype=np.float64)}
+
+    def update(grads, state, params=None):
+        neg_lr = -rate(state)
+        new_state = {"count": np.array(int(state["count"]) + 1, dtype=np.int64),
+                     "lr_scale": state["lr_scale"]}
+        return tree_map(lambda g: neg_lr * g, grads), new_state
+    return GradientTransformation(init, update, rate)
+
+
+def lr_scale(state):
+    """The ``lr_scale`` of an optimizer state (the first one found), or None if it has none."""
+    if isinstance(state, dict):
+        if "lr_scale" in state:
+            return float(state["lr_scale"])
+        children = state.values()
+    elif isinstance(state, (list, tuple)):
+        children = state
+    else:
+        return None
+    return next((s for s in map(lr_scale, children) if s is not None), None)
+
+
+def with_lr_scale(state, scale):
+    """A copy of the optimizer state with every ``lr_scale`` set to ``scale``."""
+    if isinstance(state, dict):
+        return {k: np.array(float(scale), dtype=np.float64) if k == "lr_scale"
+                else with_lr_scale(v, scale) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(with_lr_scale(s, scale) for s in state)
+    return state
 
 
 def trace(decay, *, nesterov=False):

@@ -23,7 +23,13 @@ from ..metrics import confusion_matrix
 from ..ops import softmax
 from ..random import key
 from ..train import fit, predict
-from .common import out_path, run_header
+from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, checkpoint_options,
+                     describe_time, destination, draw, end_run, has_diverged, non_negative_int,
+                     out_path, plural, positive_int, run_header, short_reason, verbosity,
+                     was_interrupted)
+
+SHORT_HELP = ("an MLP, a CNN or the book's net on MNIST-format images (default cnn: about "
+              "15-30 min on 2 cores)")
 
 VALIDATION_SIZE = 5000
 
@@ -63,6 +69,8 @@ class Recipe(NamedTuple):
     epochs: int
     batch_size: int
     label_smoothing: float = 0.0
+    seconds_per_image: float = 0.0  # one training image, one epoch, on a 2-core CPU
+    duration: str = ""              # the whole default run on a 2-core CPU, for --help
 
 
 def _adam_cosine(peak):
@@ -70,9 +78,12 @@ def _adam_cosine(peak):
 
 
 MODELS = {
-    "mlp": Recipe(mlp, _adam_cosine(1e-3), 30, 128),
-    "cnn": Recipe(cnn, _adam_cosine(2e-3), 13, 128, label_smoothing=0.1),
-    "book": Recipe(book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60),
+    "mlp": Recipe(mlp, _adam_cosine(1e-3), 30, 128, seconds_per_image=5e-5,
+                  duration="about 1-2 min"),
+    "cnn": Recipe(cnn, _adam_cosine(2e-3), 13, 128, label_smoothing=0.1,
+                  seconds_per_image=1.2e-3, duration="about 15-30 min"),
+    "book": Recipe(book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60,
+                   seconds_per_image=2.2e-4, duration="about 15 s"),
 }
 
 
@@ -103,78 +114,136 @@ def load_data(directory):
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    models = "; ".join(f"{name}: {plural(r.epochs, 'epoch')}, {r.duration}"
+                       for name, r in MODELS.items())
+    parser.add_argument("--model", choices=sorted(MODELS), default="cnn",
+                        help=f"which network ({models}, on 2 cores; default: cnn)")
+    epochs = ", ".join(f"{name} {r.epochs}" for name, r in MODELS.items())
+    sizes = ", ".join(f"{name} {r.batch_size}" for name, r in MODELS.items())
+    parser.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                        help=f"passes over the training images (default: the model's, {epochs})")
+    parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                        help=f"images per step (default: the model's, {sizes})")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                        help="init, shuffling and dropout seed, 0 or more (default: 0)")
     parser.add_argument("--augment", action="store_true",
-                        help="train on random shifts (up to 1 pixel) and left-right flips")
-    parser.add_argument("--data-dir", default=None,
-                        help="a directory of MNIST-format IDX files (default: Fashion-MNIST)")
+                        help="train on random shifts (up to 1 pixel) and left-right flips "
+                             "(default: off)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="a directory of the four MNIST-format IDX files (default: "
+                             f"{FASHION_MNIST_DIR} for fashion-mnist; mnist requires it)")
+
+
+def _outputs(args):
+    return [f"{args.model}.npz", "metrics.json", "learning_curves.png", "confusion_matrix.png",
+            "predictions.png"]
 
 
 def run(args):
     recipe = MODELS[args.model]
     epochs, batch_size = args.epochs or recipe.epochs, args.batch_size or recipe.batch_size
-    train, val, test, stats = load_data(data_dir(args))
+    directory = data_dir(args)
+    found = check_paths(args, _outputs(args))
+    train, val, test, stats = load_data(directory)
     model = recipe.build()
     _, params, state = model.init(key(args.seed), train[0].shape[1:])
     steps_per_epoch = -(-len(train[0]) // batch_size)
     augment = shift_and_flip() if args.augment else None
     loss = softmax_cross_entropy.bind(label_smoothing=recipe.label_smoothing)
+    estimate = recipe.seconds_per_image * len(train[0]) * epochs
+    print(f"{args.model}: {plural(epochs, 'epoch')} of {len(train[0]):,} images, batch "
+          f"{batch_size}; about {describe_time(estimate)} on 2 cores (Ctrl-C stops and keeps "
+          "the last completed epoch)")
     start = time.perf_counter()
-    result = fit(model, params, loss, recipe.optimizer(steps_per_epoch, epochs),
-                 *train, state=state, epochs=epochs, batch_size=batch_size, seed=args.seed,
-                 validation_data=val, metrics=["accuracy"], augment=augment,
-                 progress=args.progress)
+    with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported
+        result = fit(model, params, loss, recipe.optimizer(steps_per_epoch, epochs),
+                     *train, state=state, epochs=epochs, batch_size=batch_size, seed=args.seed,
+                     validation_data=val, metrics=["accuracy"], augment=augment,
+                     verbose=verbosity(args), **checkpoint_options(args, "", found))
     train_seconds = time.perf_counter() - start
-    logits = predict(model, result.params, test[0], state=result.state)
-    report = {**_report(args, result, logits, test[1], train_seconds, epochs, batch_size),
+    history = result.history
+    status = INTERRUPTED if was_interrupted(history) else \
+        DIVERGED if has_diverged(history) else COMPLETE
+    out = destination(args, status)
+    # the test set is scored only when training completed
+    logits = predict(model, result.params, test[0], state=result.state) \
+        if status == COMPLETE else None
+    report = {**_report(args, result, logits, test[1], train_seconds, status, epochs,
+                        batch_size),
               "augment": "shift 1 + flip" if augment else None}
     extra = {"recipe": "fashion-mnist", "model": args.model, "classes": class_names(args),
              "preprocess": {"mean": stats["mean"], "std": stats["std"]}}
-    save_model(out_path(args, f"{args.model}.npz"), model, result.params, result.state,
-               in_shape=train[0].shape[1:], extra=extra)
-    write_json(out_path(args, "metrics.json"), report)
-    _plots(args, result.history, report, test, logits)
-    print(f"test accuracy {report['test_accuracy']:.4f} after {epochs} epochs "
-          f"({train_seconds / 60:.1f} min); wrote {args.out}")
-    return report
+    if len(history):                    # never save a model that trained no epoch
+        save_model(out_path(out, f"{args.model}.npz"), model, result.params, result.state,
+                   in_shape=train[0].shape[1:], extra=extra)
+    write_json(out_path(out, "metrics.json"), report)
+    _plots(args, out, history, report, test, logits)
+    if status == COMPLETE:
+        print(f"test accuracy {report['test_accuracy']:.4f} after "
+              f"{plural(len(history), 'epoch')} ({describe_time(train_seconds)}); wrote {out}")
+        return report
+    what = f"{len(history)} of {epochs} epochs run" if status == INTERRUPTED else \
+        short_reason(history.stop_reason)
+    raise end_run(args, status, out, what)
 
 
-def _report(args, result, logits, labels, seconds, epochs, batch_size):
+def _report(args, result, logits, labels, seconds, status, epochs, batch_size):
+    history = result.history
+    report = {**run_header(args, seconds, status), "model": args.model,
+              "epochs": len(history), "epochs_requested": epochs, "batch_size": batch_size,
+              "stop_reason": history.stop_reason, "test_accuracy": None,
+              "train_minutes": round(seconds / 60, 2),
+              "seconds_per_epoch": history.history.get("seconds", []),
+              "history": history.to_dict()}
+    if logits is None:
+        return report
     pred = logits.argmax(axis=1)
     matrix = confusion_matrix(pred, labels, 10)
     per_class = (np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)).tolist()
-    epoch_seconds = result.history.history.get("seconds", [])
-    return {**run_header(args, seconds), "model": args.model, "epochs": epochs,
-            "batch_size": batch_size, "test_accuracy": float((pred == labels).mean()),
+    return {**report, "test_accuracy": float((pred == labels).mean()),
             "per_class_accuracy": dict(zip(class_names(args), per_class)),
-            "confusion_matrix": matrix.tolist(), "train_minutes": round(seconds / 60, 2),
-            "seconds_per_epoch": epoch_seconds, "history": result.history.to_dict()}
+            "confusion_matrix": matrix.tolist()}
 
 
-def _plots(args, history, report, test, logits):
+def _plots(args, out, history, report, test, logits):
     from ..plots import plot_confusion_matrix, plot_curves, plot_image_grid
-    try:
-        plot_curves({"": history.history}, out_path(args, "learning_curves.png"),
-                    keys=[(("loss", "val_loss"), "loss"), (("val_accuracy",), "accuracy")],
-                    title=f"{args.model}: learning curves")
-        plot_confusion_matrix(report["confusion_matrix"], class_names(args),
-                              out_path(args, "confusion_matrix.png"))
-        pred = logits.argmax(axis=1)
-        shown = np.concatenate([np.flatnonzero(pred != test[1])[:16], np.arange(16)])
-        plot_image_grid(test[0][shown], test[1][shown], pred[shown], class_names(args),
-                        out_path(args, "predictions.png"))
-    except ImportError as err:
-        print(f"no plots: {err}")
+    if len(history):
+        draw(lambda path: plot_curves({"": history.history}, path,
+                                      keys=[(("loss", "val_loss"), "loss"),
+                                            (("val_accuracy",), "accuracy")],
+                                      title=f"{args.model}: learning curves"),
+             out_path(out, "learning_curves.png"))
+    if logits is None:
+        return
+    names = class_names(args)
+    draw(lambda path: plot_confusion_matrix(report["confusion_matrix"], names, path),
+         out_path(out, "confusion_matrix.png"))
+    pred = logits.argmax(axis=1)
+    shown = np.concatenate([np.flatnonzero(pred != test[1])[:16],
+                            np.arange(min(16, len(pred)))])
+    draw(lambda path: plot_image_grid(test[0][shown], test[1][shown], pred[shown], names, path),
+         out_path(out, "predictions.png"))
 
 
 # --- a saved model in a new process ------------------------------------------
 
+def check_image_model(meta, path, command):
+    """An error unless the saved model came from this recipe."""
+    extra = meta.get("extra") or {}
+    if extra.get("recipe") != "fashion-mnist" or "preprocess" not in extra:
+        origin = f"'purenet train {extra['recipe']}'" if extra.get("recipe") else "elsewhere"
+        raise ConfigError(f"{path}: '{command}' needs an image model from 'purenet train "
+                          f"fashion-mnist' or 'mnist'; this one is from {origin}")
+
+
 def evaluate_saved(model, params, state, meta, args):
     """Test accuracy (and per class) of a saved image model on an IDX test set."""
+    check_image_model(meta, args.model, f"evaluate --data {args.data}")
     _, (x_te, y_te) = load_idx_dataset(data_dir(args))
+    if tuple(meta["in_shape"]) != (1, *x_te.shape[1:]):
+        raise DataError(f"{args.model}: the model takes images of shape "
+                        f"{tuple(meta['in_shape'])}, the test images in {data_dir(args)} are "
+                        f"{x_te.shape[1:]}")
     logits = predict(model, params, preprocess(x_te, meta["extra"]["preprocess"]), state=state)
     pred = logits.argmax(axis=1)
     names = meta["extra"].get("classes") or [str(i) for i in range(logits.shape[1])]
@@ -184,13 +253,25 @@ def evaluate_saved(model, params, state, meta, args):
     return "\n".join(lines)
 
 
+def _read_npy(path):
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{path}: cannot read as a .npy array of images: {err}") from None
+    if not isinstance(arr, np.ndarray) or arr.size == 0 or arr.dtype.kind not in "uif":
+        raise DataError(f"{path}: expected a non-empty numeric array of images")
+    if arr.dtype != np.uint8:
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"{path}: the array holds NaN or inf values")
+        arr = np.clip(np.rint(arr * 255 if arr.max() <= 1.0 else arr), 0, 255).astype(np.uint8)
+    return arr
+
+
 def read_image(path, size):
     """A greyscale image file (PNG/JPEG via Pillow) or ``.npy`` array -> uint8 (N, H, W)."""
     path = str(path)
     if path.endswith(".npy"):
-        arr = np.load(path, allow_pickle=False)
-        if arr.dtype != np.uint8:
-            arr = np.clip(np.rint(arr * 255 if arr.max() <= 1.0 else arr), 0, 255).astype(np.uint8)
+        arr = _read_npy(path)
     else:
         try:
             from PIL import Image

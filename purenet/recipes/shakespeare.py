@@ -3,13 +3,17 @@
 The text is split by position (first 90% train, last 10% validation), cut into
 ``batch-size`` contiguous streams and trained with truncated backpropagation
 through time: windows of ``seq-len`` characters, the recurrent state carried
-from each window to the next (reset at every pass, which starts at a random
-offset). Adam with gradient-norm clipping and a warm-up + cosine learning
-rate over the step budget. Validation loss is in nats per character over the
-whole validation text; the params of the lowest validation loss are the ones
-kept, sampled from and saved (the model overfits tiny Shakespeare late in a
-long run).
+from each window to the next (and reset after each validation); each pass over
+the text starts at a random offset. Adam with gradient-norm clipping and a
+warm-up + cosine learning rate over the step budget. ``fit`` trains it: one of
+its epochs is the ``eval-every`` steps between two validations. Validation loss
+is in nats per character over the whole validation text; the params of the
+lowest validation loss are the ones kept, sampled from and saved (the model
+overfits tiny Shakespeare late in a long run). ``--resume`` continues a run
+exactly when its budget is ``--steps``; with ``--minutes`` the step count is
+measured again.
 """
+import math
 import time
 
 import numpy as np
@@ -17,16 +21,23 @@ import numpy as np
 from .. import optim
 from ..data.datasets import load_tiny_shakespeare
 from ..data.text import bptt_batches, build_vocab, decode, encode, load_text, split_text
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io import save_model, write_json
-from ..layers import GRU, LSTM, Dense, Dropout, Embedding, SimpleRNN, serial
+from ..layers import GRU, LSTM, Dense, Dropout, Embedding, SimpleRNN, reset_states, serial
 from ..losses import softmax_cross_entropy
 from ..ops import softmax
 from ..random import fold_in, generator, key
-from ..train.progress import progress_bar
+from ..train import Callback, EarlyStopping, fit
 from ..train.step import train_step
 from ..tree import tree_size
-from .common import out_path, run_header
+from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, checkpoint_options,
+                     describe_time, destination, draw, end_run, has_diverged, non_negative_int,
+                     out_path, positive_float, positive_int, probability, run_header,
+                     short_reason, verbosity, was_interrupted)
+
+SHORT_HELP = ("a character-level LSTM/GRU/RNN on tiny Shakespeare or any text (default: "
+              "30 min of training)")
+DEFAULT_MINUTES = 30.0
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 VAL_BATCH = 16
@@ -43,20 +54,37 @@ def char_model(vocab_size, cell="lstm", hidden=512, layers=1, embed=64, dropout=
 
 
 def add_arguments(parser):
-    parser.add_argument("--cell", choices=sorted(CELLS), default="lstm")
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--embed", type=int, default=64, help="embedding size (64)")
-    parser.add_argument("--dropout", type=float, default=0.0, help="drop probability after each layer")
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak Adam learning rate")
+    parser.add_argument("--cell", choices=sorted(CELLS), default="lstm",
+                        help="recurrent cell (default: lstm)")
+    parser.add_argument("--hidden", type=positive_int, default=512, metavar="N",
+                        help="units per recurrent layer (default: 512)")
+    parser.add_argument("--layers", type=positive_int, default=1, metavar="N",
+                        help="recurrent layers (default: 1)")
+    parser.add_argument("--embed", type=positive_int, default=64, metavar="N",
+                        help="embedding size (default: 64)")
+    parser.add_argument("--dropout", type=probability, default=0.0, metavar="P",
+                        help="drop probability after each recurrent layer, in [0, 1) "
+                             "(default: 0, none)")
+    parser.add_argument("--seq-len", type=positive_int, default=64, metavar="N",
+                        help="characters per training window (default: 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
+                        help="windows per step (default: 32)")
+    parser.add_argument("--lr", type=positive_float, default=3e-3, metavar="RATE",
+                        help="peak Adam learning rate (default: 0.003)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, default=None, help="training time budget (30)")
-    budget.add_argument("--steps", type=int, default=None, help="training steps budget")
-    parser.add_argument("--eval-every", type=int, default=500, help="steps between validations")
-    parser.add_argument("--text", default=None, help="a UTF-8 text file (default: tiny Shakespeare)")
-    parser.add_argument("--seed", type=int, default=0)
+    budget.add_argument("--minutes", type=positive_float, default=None, metavar="M",
+                        help=f"training time in minutes, a hard limit (default: "
+                             f"{DEFAULT_MINUTES:g} unless --steps is given)")
+    budget.add_argument("--steps", type=positive_int, default=None, metavar="N",
+                        help="training steps instead of a time budget (default: as many as "
+                             "fit in --minutes)")
+    parser.add_argument("--eval-every", type=positive_int, default=500, metavar="N",
+                        help="steps between validations; the params of the best one are kept "
+                             "(default: 500)")
+    parser.add_argument("--text", default=None, metavar="FILE",
+                        help="a UTF-8 text file (default: tiny Shakespeare, shipped)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                        help="init, shuffling and dropout seed, 0 or more (default: 0)")
 
 
 def validation_loss(model, params, ids, seq_len):
@@ -87,18 +115,21 @@ def generate(model, params, vocab, prime, length, temperature=0.8, seed=0):
 
 
 def _budget(args, step_once):
-    """``(steps, seconds)``: ``--steps`` as given (no time limit), or ``--minutes``
-    converted to steps by timing a few (the schedule needs a step count) and kept
-    as a hard time limit too."""
-    if args.steps is not None:
-        return args.steps, float("inf")
-    seconds = 60 * (30.0 if args.minutes is None else args.minutes)
+    """``(steps, seconds, per_step)``: ``--steps`` as given (no time limit), or
+    ``--minutes`` converted to steps (the schedule needs a step count) and kept as a
+    hard time limit too. A few timed steps give the seconds per step either way (their
+    median: a busy machine makes single steps slow)."""
     step_once()
-    start = time.perf_counter()
-    for _ in range(5):
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
         step_once()
-    per_step = (time.perf_counter() - start) / 5
-    return max(1, int(seconds / per_step)), seconds
+        times.append(time.perf_counter() - start)
+    per_step = float(np.median(times))
+    if args.steps is not None:
+        return args.steps, float("inf"), per_step
+    seconds = 60 * (DEFAULT_MINUTES if args.minutes is None else args.minutes)
+    return max(1, int(seconds / per_step)), seconds, per_step
 
 
 def _passes(train_ids, args, seed):
@@ -108,91 +139,187 @@ def _passes(train_ids, args, seed):
         yield n, bptt_batches(train_ids[offset:], args.batch_size, args.seq_len)
 
 
+def _check_length(train_ids, args):
+    """Every pass (which starts up to ``seq-len`` characters in) must hold one window per
+    stream."""
+    need = (args.batch_size + 1) * args.seq_len
+    if len(train_ids) < need:
+        raise DataError(f"the training text ({len(train_ids):,} characters) is too short for "
+                        f"--batch-size {args.batch_size} x --seq-len {args.seq_len} (needs "
+                        f"{need:,}): make them smaller or the text longer")
+
+
+class Windows:
+    """``fit``'s stream: ``windows(epoch)`` is the ``epoch``-th group of ``eval_every``
+    windows of the endless passes, the last group cut at ``steps`` in all. A group
+    also ends (after at least one window) once ``deadline()`` is true. Asked for
+    the groups in order it just reads on; asked for another (a resumed run), it
+    starts the passes again and skips to that group."""
+
+    def __init__(self, train_ids, args, steps, deadline):
+        self.train_ids, self.args, self.steps, self.deadline = train_ids, args, steps, deadline
+        self.every = args.eval_every
+        self.position = self.passes = 0
+        self._windows = None
+
+    def _all(self):
+        for n, windows in _passes(self.train_ids, self.args, self.args.seed):
+            self.passes = n + 1
+            yield from windows
+
+    def __call__(self, epoch):
+        start = epoch * self.every
+        if self._windows is None or self.position != start:
+            self._windows, self.position = self._all(), 0
+            for _ in range(start):
+                next(self._windows)
+                self.position += 1
+        return self._group(min(self.every, self.steps - start))
+
+    def _group(self, count):
+        for i in range(count):
+            if i and self.deadline():
+                return
+            self.position += 1
+            yield next(self._windows)
+
+
+class CharacterRun(Callback):
+    """The recipe's part of ``fit``: after each epoch, a fresh recurrent state for the
+    next, the validation loss (``val_loss``, nats/char) and the step count logged,
+    a sample shown, and training stopped once the time budget is spent."""
+
+    def __init__(self, windows, val_ids, vocab, args, start):
+        self.windows, self.val_ids, self.vocab, self.args = windows, val_ids, vocab, args
+        self.start, self.clock = start, {}      # epoch -> seconds since the start
+
+    def on_epoch_end(self, epoch, logs, run):
+        run.state = reset_states(run.state)     # before anything keeps or saves it
+        logs["val_loss"] = validation_loss(run.model, run.params, self.val_ids, self.args.seq_len)
+        logs["step"] = self.windows.position
+        run.log(generate(run.model, run.params, self.vocab, "\n", 200, 0.8, seed=epoch).rstrip())
+        self.clock[epoch] = time.perf_counter() - self.start
+        if self.windows.deadline():
+            run.stop(f"time budget spent after step {self.windows.position}")
+
+
+def _train(model, params, state, opt, train_ids, val_ids, steps, seconds, vocab, args, found):
+    """``fit`` over the windows; the params of the best validation loss are kept."""
+    start = time.perf_counter()
+    windows = Windows(train_ids, args, steps, lambda: time.perf_counter() - start > seconds)
+    epochs = -(-steps // args.eval_every)
+    keep_best = EarlyStopping("val_loss", patience=epochs, restore_best_weights=True)
+    character_run = CharacterRun(windows, val_ids, vocab, args, start)
+    result = fit(model, params, "softmax_cross_entropy", opt, windows, state=state,
+                 epochs=epochs, seed=args.seed, callbacks=[character_run, keep_best],
+                 verbose=verbosity(args), **checkpoint_options(args, "", found))
+    history = result.history
+    status = INTERRUPTED if was_interrupted(history) else \
+        DIVERGED if has_diverged(history) else COMPLETE
+    logs = [entry for entry in history.logs if entry.get("val_loss") is not None]
+    records = [{"step": entry["step"], "loss": entry["loss"], "val_loss": entry["val_loss"],
+                "seconds": _rounded(character_run.clock.get(entry["epoch"]))}
+               for entry in logs]              # seconds: None for epochs of an earlier run
+    best = min(records, key=lambda r: r["val_loss"], default=None)
+    return {"params": result.params if records else None,
+            "best_step": best["step"] if best else 0, "history": records,
+            "passes": windows.passes, "steps": records[-1]["step"] if records else 0,
+            "steps_requested": steps, "status": status,
+            "stop_reason": short_reason(history.stop_reason) if status == DIVERGED else
+            history.stop_reason, "seconds": time.perf_counter() - start}
+
+
+def _rounded(seconds):
+    return None if seconds is None else round(seconds, 1)
+
+
 def run(args):
+    found = check_paths(args, [f"{args.cell}.npz", "metrics.json", "loss_curve.png"])
     text = load_text(args.text) if args.text else load_tiny_shakespeare()
     vocab = build_vocab(text)
     train_ids, val_ids = split_text(encode(text, vocab))
+    _check_length(train_ids, args)
     model = char_model(len(vocab["chars"]), args.cell, args.hidden, args.layers, args.embed,
                        args.dropout)
     _, params, state = model.init(key(args.seed), (None,))
     x0, y0 = next(bptt_batches(train_ids, args.batch_size, args.seq_len))
     probe = optim.adam(1e-9)
-    steps, seconds = _budget(args, lambda: train_step(model, "softmax_cross_entropy", probe, params,
-                                                      {}, probe.init(params), x0, y0))
+    steps, seconds, per_step = _budget(args, lambda: train_step(
+        model, "softmax_cross_entropy", probe, params, {}, probe.init(params), x0, y0))
     lr = optim.schedules.warmup(optim.schedules.cosine_decay(args.lr, steps, args.lr / 20),
                                 min(200, steps // 10))
     opt = optim.adam(lr, clip_norm=5.0)
+    limit = f", stopped after {seconds / 60:g} min" if math.isfinite(seconds) else ""
     print(f"{args.cell} {args.layers}x{args.hidden}, {tree_size(params):,} parameters, "
-          f"{steps} steps of {args.batch_size}x{args.seq_len} characters")
-    result = _train(model, params, opt, train_ids, val_ids, steps, seconds, vocab, args)
+          f"{steps} steps of {args.batch_size}x{args.seq_len} characters: about "
+          f"{describe_time(min(steps * per_step, seconds))} plus validation{limit} (Ctrl-C "
+          "stops and keeps the best validated params)")
+    with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported
+        result = _train(model, params, state, opt, train_ids, val_ids, steps, seconds, vocab,
+                        args, found)
+    result["parameters"] = tree_size(params)
     return _finish(model, result, vocab, args)
 
 
-def _train(model, params, opt, train_ids, val_ids, steps, seconds, vocab, args):
-    """The step loop; ends after ``steps`` steps or ``seconds`` of training."""
-    opt_state, history, step, start = opt.init(params), [], 0, time.perf_counter()
-    best = {"val_loss": float("inf"), "params": params, "step": 0}
-    chars = args.batch_size * args.seq_len
-    bar = progress_bar(args.progress, steps * chars, 0, 1, unit="chars", desc="training")
-    running, seen = 0.0, 0
-    for n, windows in _passes(train_ids, args, args.seed):
-        state = {}
-        for x, y in windows:
-            step_key = fold_in(key(args.seed + 1), step)
-            params, state, opt_state, loss = train_step(model, "softmax_cross_entropy", opt,
-                                                        params, state, opt_state, x, y, step_key)
-            step, running, seen = step + 1, running + loss, seen + 1
-            bar.update(step * chars, running / seen)
-            if time.perf_counter() - start > seconds:
-                steps = step            # out of time: validate and stop here
-            if step % args.eval_every == 0 or step == steps:
-                history.append(_evaluate(model, params, val_ids, vocab, step, running / seen,
-                                         time.perf_counter() - start, args))
-                if history[-1]["val_loss"] < best["val_loss"]:
-                    best = {"val_loss": history[-1]["val_loss"], "params": params, "step": step}
-                running, seen = 0.0, 0
-            if step == steps:
-                bar.close({"val_loss": history[-1]["val_loss"]})
-                return {"params": best["params"], "best_step": best["step"], "history": history,
-                        "passes": n + 1, "steps": step, "seconds": time.perf_counter() - start}
-
-
-def _evaluate(model, params, val_ids, vocab, step, train_loss, seconds, args):
-    val = validation_loss(model, params, val_ids, args.seq_len)
-    sample = generate(model, params, vocab, "\n", 200, 0.8, seed=step)
-    print(f"\nstep {step}: train loss {train_loss:.3f}, val loss {val:.3f} nats/char "
-          f"({seconds / 60:.1f} min)\n{sample}\n")
-    return {"step": step, "loss": train_loss, "val_loss": val, "seconds": round(seconds, 1)}
+def _no_better_than_chance(val_loss, vocab):
+    """The reason a validation loss is no result, or None: predicting every
+    character as equally likely scores ``log(vocabulary size)``."""
+    chance = math.log(len(vocab["chars"]))
+    if math.isfinite(val_loss) and val_loss < chance:
+        return None
+    return (f"validation loss {val_loss:.3f} nats/char is no better than chance (log of "
+            f"{len(vocab['chars'])} characters = {chance:.3f}); try a smaller --lr")
 
 
 def _finish(model, result, vocab, args):
     params, history, steps = result["params"], result["history"], result["steps"]
-    sample = generate(model, params, vocab, "ROMEO:", 500, 0.8, seed=args.seed)
-    report = {**run_header(args, result["seconds"]),
+    status, reason = result["status"], result["stop_reason"]
+    worse = _no_better_than_chance(min(h["val_loss"] for h in history), vocab) \
+        if status == COMPLETE and history else None
+    if worse:
+        status, reason = DIVERGED, worse
+    out = destination(args, status)
+    sample = generate(model, params, vocab, "ROMEO:", 500, 0.8, seed=args.seed) \
+        if status == COMPLETE else None
+    best = min((h["val_loss"] for h in history), default=None)
+    report = {**run_header(args, result["seconds"], status),
               "cell": args.cell, "hidden": args.hidden, "layers": args.layers,
-              "parameters": tree_size(params), "steps": steps, "passes": result["passes"],
-              "val_loss": min(h["val_loss"] for h in history), "best_step": result["best_step"],
-              "last_val_loss": history[-1]["val_loss"],
+              "parameters": result["parameters"], "steps": steps,
+              "steps_requested": result["steps_requested"], "passes": result["passes"],
+              "stop_reason": reason,
+              "val_loss": best if status == COMPLETE else None,
+              "best_val_loss_seen": best, "best_step": result["best_step"],
+              "last_val_loss": history[-1]["val_loss"] if history else None,
               "train_minutes": round(result["seconds"] / 60, 2),
-              "chars_per_second": round(steps * args.batch_size * args.seq_len / result["seconds"]),
+              "chars_per_second": round(steps * args.batch_size * args.seq_len
+                                        / max(result["seconds"], 1e-9)),
               "history": history, "sample": sample}
     extra = {"recipe": "shakespeare", "vocab": vocab, "seq_len": args.seq_len}
-    save_model(out_path(args, f"{args.cell}.npz"), model, params, {}, in_shape=(None,), extra=extra)
-    write_json(out_path(args, "metrics.json"), report)
-    _plot(history, args)
-    print(f"{sample}\n\nvalidation loss {report['val_loss']:.3f} nats/char (step "
-          f"{report['best_step']} of {steps}, {report['train_minutes']:.1f} min); wrote {args.out}")
-    return report
+    if params is not None:              # params are kept only once validated
+        save_model(out_path(out, f"{args.cell}.npz"), model, params, {}, in_shape=(None,),
+                   extra=extra)
+    write_json(out_path(out, "metrics.json"), report)
+    if history:
+        _plot(history, args, out)
+    if status == COMPLETE:
+        print(f"{sample}\n\nvalidation loss {report['val_loss']:.3f} nats/char (step "
+              f"{report['best_step']} of {steps}, {describe_time(result['seconds'])}); "
+              f"wrote {out}")
+        return report
+    if status == INTERRUPTED:
+        kept = f"kept step {result['best_step']} (validation loss {best:.3f})" if history \
+            else f"no validation yet (every {args.eval_every} steps), so no model kept"
+        raise end_run(args, status, out, f"{steps} of {result['steps_requested']} steps "
+                                         f"validated, {kept}")
+    raise end_run(args, status, out, reason)
 
 
-def _plot(history, args):
+def _plot(history, args, out):
     from ..plots import plot_curves
     series = {k: [h[k] for h in history] for k in ("step", "loss", "val_loss")}
-    try:
-        plot_curves({"": series}, out_path(args, "loss_curve.png"), keys=("loss", "val_loss"),
-                    title=f"{args.cell}: nats per character", x="step")
-    except ImportError as err:
-        print(f"no plot: {err}")
+    draw(lambda path: plot_curves({"": series}, path, keys=("loss", "val_loss"),
+                                  title=f"{args.cell}: nats per character", x="step"),
+         out_path(out, "loss_curve.png"))
 
 
 def generate_saved(model, params, meta, args):

@@ -4,15 +4,17 @@
     result = fit(model, params, "mse", optimizer, X, y, epochs=10, validation_split=0.2)
     evaluate(model, result.params, X_test, y_test, loss="mse", metrics=["mae"])
 """
-from .callbacks import Callback, CSVLogger, EarlyStopping, LambdaCallback, Run
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .callbacks import (Best, Callback, CSVLogger, EarlyStopping, LambdaCallback,
+                        ModelCheckpoint, ReduceLROnPlateau, Run, TerminateOnNaN)
+from .checkpoint import BackupAndRestore, Checkpoint, load_checkpoint, save_checkpoint
 from .evaluate import evaluate, predict
 from .fit import FitResult, fit
 from .history import History
 from .step import loss_and_grads, train_step
 
 __all__ = [
-    "Callback", "CSVLogger", "EarlyStopping", "LambdaCallback", "Run",
-    "Checkpoint", "load_checkpoint", "save_checkpoint",
+    "Best", "Callback", "CSVLogger", "EarlyStopping", "LambdaCallback", "ModelCheckpoint",
+    "ReduceLROnPlateau", "Run", "TerminateOnNaN",
+    "BackupAndRestore", "Checkpoint", "load_checkpoint", "save_checkpoint",
     "evaluate", "predict", "FitResult", "fit", "History", "loss_and_grads", "train_step",
 ]

@@ -5,12 +5,20 @@ on its running statistics) on batches of ``batch_size`` examples taken in
 order, so memory stays bounded, and then score the concatenated predictions:
 a loss averaged over every example and metrics computed on the full set
 (exact for r2 and confusion-style metrics, not an average of batch scores).
+
+Before any work, the inputs are checked: ``x`` and ``y`` must be arrays of
+finite numbers (``purenet.data.as_numeric_array``), and ``params`` (and
+``state``, when given) must be those of ``model`` (``layers.check_params``), so
+params of another model are an error naming the first array that differs, not
+a silently wrong answer.
 """
 import numpy as np
 
 from .. import losses as losses_module
 from .. import metrics as metrics_module
+from ..data.validate import as_numeric_array
 from ..errors import ConfigError, DataError
+from ..layers.base import check_params
 
 DEFAULT_BATCH_SIZE = 1024
 
@@ -24,9 +32,13 @@ def _check_batch_size(batch_size):
 def predict(model, params, x, state=None, batch_size=DEFAULT_BATCH_SIZE):
     """Model outputs for every example: ``x (n, *in_shape) -> (n, *out_shape)``."""
     _check_batch_size(batch_size)
-    x = np.asarray(x)
-    if x.ndim == 0 or len(x) == 0:
-        raise DataError("predict: x is empty (no examples along its leading axis)")
+    x = as_numeric_array(x, "x")
+    check_params(model, params, x.shape[1:], state=state)
+    return _outputs(model, params, x, state, batch_size)
+
+
+def _outputs(model, params, x, state, batch_size):
+    """The outputs of checked inputs, ``batch_size`` examples at a time."""
     state = {} if state is None else state
     outputs = [model.apply(params, state, x[i:i + batch_size], train=False)[0]
                for i in range(0, len(x), batch_size)]
@@ -63,8 +75,12 @@ def evaluate(model, params, x, y, loss=None, metrics=(), state=None,
         evaluate(model, params, X_test, y_test, loss="mse", metrics=["mae", "r2"])
         # {"loss": 21.3, "mae": 3.1, "r2": 0.74}
     """
-    y = np.asarray(y)
-    if len(y) != len(np.asarray(x)):
+    _check_batch_size(batch_size)
+    fns = metric_fns(metrics)
+    if loss is not None:
+        losses_module.get(loss)         # an unknown name fails before any work
+    x, y = as_numeric_array(x, "x"), as_numeric_array(y, "y")
+    if len(y) != len(x):
         raise DataError(f"evaluate: x has {len(x)} examples but y has {len(y)}")
-    pred = predict(model, params, x, state, batch_size)
-    return score(pred, y, loss, metric_fns(metrics))
+    check_params(model, params, x.shape[1:], state=state)
+    return score(_outputs(model, params, x, state, batch_size), y, loss, fns)
