@@ -26,5 +26,6 @@ from .ops import Primitive, primitive
 from .random import key
 from .summary import summary
 from .testing import check_grads, check_layer_grads, check_model_grads
-from .train import (Callback, CSVLogger, EarlyStopping, FitResult, History, LambdaCallback,
-                    evaluate, fit, loss_and_grads, predict, train_step)
+from .train import (BackupAndRestore, Best, Callback, CSVLogger, EarlyStopping, FitResult, History,
+                    LambdaCallback, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN, evaluate,
+                    fit, loss_and_grads, predict, train_step)
