@@ -9,7 +9,8 @@ from purenet.layers.base import serial
 from purenet.layers.conv import Conv1D, Conv2D, MaxPool2D
 from purenet.layers.core import Dense, Flatten
 from purenet.ops import reference
-from purenet.ops.conv import Geometry, conv1d, conv2d
+from purenet.ops.conv import conv1d, conv2d
+from purenet.ops.geometry import Geometry
 from purenet.random import key
 from purenet.testing import check_grads, check_layer_grads, check_model_grads
 from purenet.tree import tree_map
@@ -94,8 +95,8 @@ def test_conv2d_matches_loop_reference(case):
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[9]], ids=[IDS[1], IDS[3], IDS[9]])
 def test_one_sample_chunks_give_the_same_results(case, monkeypatch):
-    import purenet.ops.conv as conv_module
-    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)       # every sample its own chunk
+    import purenet.ops.patches as patches_module
+    monkeypatch.setattr(patches_module, "CHUNK_BYTES", 1)       # every sample its own chunk
     test_conv2d_matches_loop_reference(case)
 
 
@@ -251,8 +252,8 @@ def test_a_first_conv_layer_never_computes_its_input_gradient(first, monkeypatch
     import purenet.ops.conv as conv_module
     from purenet.train.step import loss_and_grads
     calls = []
-    real = conv_module._input_grad
-    monkeypatch.setattr(conv_module, "_input_grad", lambda *a: calls.append(1) or real(*a))
+    real = conv_module.input_grad
+    monkeypatch.setattr(conv_module, "input_grad", lambda *a: calls.append(1) or real(*a))
     x, y = randn(4, 2, 7, 6), np.array([0, 1, 2, 1])
     one = serial(first, Flatten(), Dense(3))
     _, params, state = one.init(key(0), (2, 7, 6), np.float64)
@@ -272,8 +273,8 @@ def test_a_first_conv1d_layer_never_computes_its_input_gradient(monkeypatch):
     import purenet.ops.conv as conv_module
     from purenet.train.step import loss_and_grads
     calls = []
-    real = conv_module._input_grad
-    monkeypatch.setattr(conv_module, "_input_grad", lambda *a: calls.append(1) or real(*a))
+    real = conv_module.input_grad
+    monkeypatch.setattr(conv_module, "input_grad", lambda *a: calls.append(1) or real(*a))
     x, y = randn(3, 2, 9), np.array([0, 1, 0])
     model = serial(Conv1D(4, 3, padding="same", activation="relu"), Flatten(), Dense(2))
     _, params, state = model.init(key(0), (2, 9), np.float64)

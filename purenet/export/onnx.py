@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..ops import activations
-from ..ops.conv import Geometry, as_pair, settings_1d
+from ..ops.geometry import Geometry, as_pair, settings_1d
 from ..ops.conv_transpose import transposed_geometry
 from ..ops.pooling import pool_geometry
 from ..ops.pooling import settings_1d as pool_settings_1d

@@ -16,7 +16,8 @@ import numpy as np
 from .. import initializers
 from ..errors import ConfigError, ShapeError
 from ..ops import activations
-from ..ops.conv import Geometry, as_pair, check_settings, conv1d, conv2d, settings_1d, single
+from ..ops.conv import conv1d, conv2d
+from ..ops.geometry import Geometry, as_pair, check_settings, settings_1d, single
 from ..ops.pooling import (avg_pool1d, avg_pool2d, check_pool_settings, global_avg_pool2d,
                            max_pool1d, max_pool2d, pool_geometry)
 from ..ops.pooling import settings_1d as pool_settings_1d

@@ -13,7 +13,7 @@ import numpy as np
 from .. import initializers
 from ..errors import ConfigError, ShapeError
 from ..ops import activations
-from ..ops.conv import as_pair, check_settings, single
+from ..ops.geometry import as_pair, check_settings, single
 from ..ops.conv_transpose import (conv_transpose1d, conv_transpose2d, transposed_geometry,
                                   upsample2d)
 from ..random import split

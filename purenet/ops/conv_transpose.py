@@ -21,9 +21,10 @@ the stride would otherwise leave ambiguous, as in PyTorch.
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .conv import (Geometry, _input_grad, _kernel_grads, as_pair, channels_last, correlate,
-                   pad_channels_last, resolve_padding, settings_1d)
+from .conv import input_grad, kernel_grads
 from .core import primitive
+from .geometry import Geometry, as_pair, resolve_padding, settings_1d
+from .patches import channels_last, correlate, pad_channels_last
 
 
 def transposed_geometry(in_hw, kernel_hw, stride=1, padding="valid", output_padding=0,
@@ -70,7 +71,7 @@ def conv_transpose2d(x, w, b, *, stride=1, padding="valid", output_padding=0, di
     geom = transposed_geometry(x.shape[2:], w.shape[:2], stride, padding, output_padding, dilation)
     dtype = np.result_type(x.dtype, w.dtype)
     xt = channels_last(x)
-    y = np.array(_input_grad(xt, w, geom, dtype))        # the adjoint conv's input gradient
+    y = np.array(input_grad(xt, w, geom, dtype))        # the adjoint conv's input gradient
     if b is not None:
         y += b
 
@@ -80,7 +81,7 @@ def conv_transpose2d(x, w, b, *, stride=1, padding="valid", output_padding=0, di
         gp = pad_channels_last(g, geom.pads)
         w2 = w.reshape(-1, w.shape[3])
         dx = correlate(gp, w2, geom, dtype).transpose(0, 3, 1, 2) if needed[0] else None
-        dw = _kernel_grads(gp, xt, geom, dtype, w2, needed[1], False)[0]
+        dw = kernel_grads(gp, xt, geom, dtype, w2, needed[1], False)[0]
         db = g.sum(axis=(0, 2, 3)) if b is not None and needed[2] else None
         return dx, None if dw is None else dw.reshape(w.shape), db
 

@@ -24,9 +24,9 @@ gradient once instead of accumulating it.
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .conv import (Geometry, as_pair, channels_last, crop_to_nchw, pad_channels_last,
-                   resolve_padding, single)
 from .core import primitive
+from .geometry import Geometry, as_pair, resolve_padding, single
+from .patches import channels_last, crop_to_nchw, pad_channels_last
 
 
 def check_pool_settings(pool_size, stride=None, padding="valid"):
