@@ -84,7 +84,7 @@ def _conv_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_bias,
 
     def apply(params, state, x, train, key):
         _check_input(x, params["W"].shape[-2], rank + 2, layout)
-        return act(prim(x, params["W"], params.get("b"), **settings)), state
+        return activations.activate(act, prim(x, params["W"], params.get("b"), **settings)), state
 
     return Layer(kind, init, apply)
 

@@ -53,7 +53,7 @@ def _transpose_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_
         if np.ndim(x) != rank + 2 or x.shape[1] != params["W"].shape[-1]:
             raise ShapeError(f"expected input of shape (batch, {layout}) with "
                              f"{params['W'].shape[-1]} channel(s), got {np.shape(x)}")
-        return act(prim(x, params["W"], params.get("b"), **settings)), state
+        return activations.activate(act, prim(x, params["W"], params.get("b"), **settings)), state
 
     return Layer(kind, init, apply)
 

@@ -35,7 +35,7 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
         n_in = params["W"].shape[0]
         if np.ndim(x) < 2 or x.shape[-1] != n_in:
             raise ShapeError(f"expected input of shape (batch, ..., {n_in}), got {np.shape(x)}")
-        return act(linear(x, params["W"], params["b"])), state
+        return activations.activate(act, linear(x, params["W"], params["b"])), state
 
     return Layer("dense", init, apply)
 

@@ -144,6 +144,11 @@ def get(activation):
     raise ConfigError(f"unknown activation {activation!r}; choose one of {', '.join(sorted(_REGISTRY))}")
 
 
+def activate(act, z):
+    """``act(z)``, except that the identity records nothing (no node, no backward)."""
+    return z if act is identity else act(z)
+
+
 def name_of(prim):
     """The registered name of an activation, or None if it has none."""
     for name, p in _REGISTRY.items():
