@@ -7,6 +7,8 @@ tiny MLP (where per-call overhead, not arithmetic, sets the time) against PyTorc
 2. Tiny MLP step: 32-64-64-16-10 ReLU, batch 64, forward + backward + SGD update,
    purenet's ``loss_and_grads`` + optimizer against the same network in PyTorch, same
    threads, interleaved rounds, median steps per second.
+3. Tiny recurrent step: an LSTM of 8 units over 32 steps of 4 features, batch 64,
+   then dense 2 on the last step; the same in PyTorch.
 
     python bench/bench_engine.py [--threads N] [--steps 2000]
 """
@@ -50,10 +52,14 @@ def tiny_data(batch=64, seed=0):
     return rng.standard_normal((batch, 32)).astype(np.float32), rng.integers(0, 10, batch)
 
 
-def purenet_steps(x, y, steps):
+def purenet_steps(x, y, steps, recurrent=False):
     import purenet as pn
-    model = pn.serial(pn.Dense(64, "relu"), pn.Dense(64, "relu"), pn.Dense(16, "relu"), pn.Dense(10))
-    _, params, state = model.init(pn.key(0), (32,))
+    if recurrent:
+        model = pn.serial(pn.LSTM(8), pn.Dense(2))
+    else:
+        model = pn.serial(pn.Dense(64, "relu"), pn.Dense(64, "relu"), pn.Dense(16, "relu"),
+                          pn.Dense(10))
+    _, params, state = model.init(pn.key(0), x.shape[1:])
     opt = pn.optim.sgd(0.01, momentum=0.9)
     opt_state = opt.init(params)
     start = time.perf_counter()
@@ -64,12 +70,31 @@ def purenet_steps(x, y, steps):
     return steps / (time.perf_counter() - start)
 
 
-def torch_steps(x, y, steps):
+class _LastStep:
+    """PyTorch's LSTM(4 -> 8) then dense 2 on the last step, as one module."""
+
+    def __new__(cls):
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm, self.dense = torch.nn.LSTM(4, 8, batch_first=True), torch.nn.Linear(8, 2)
+
+            def forward(self, x):
+                return self.dense(self.lstm(x)[0][:, -1])
+        return Net()
+
+
+def torch_steps(x, y, steps, recurrent=False):
     import torch
     torch.manual_seed(0)
     nn = torch.nn
-    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                          nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    if recurrent:
+        model = _LastStep()
+    else:
+        model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                              nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -96,14 +121,18 @@ def main():
               f"differentiated: {traced - plain:.2f} µs of engine per primitive")
     except AttributeError:
         print("(this version has no purenet.grad: primitive overhead not measured)")
-    x, y = tiny_data()
-    pure, ref = [], []
-    for _ in range(args.rounds):          # alternate so neither always runs on a warmer machine
-        ref.append(torch_steps(x, y, args.steps))
-        pure.append(purenet_steps(x, y, args.steps))
-    p, r = np.median(pure), np.median(ref)
-    print(f"tiny MLP step (32-64-64-16-10, batch 64): purenet {p:.0f} steps/s, "
-          f"pytorch {r:.0f} steps/s; time ratio purenet/pytorch {r / p:.2f}")
+    rng = np.random.default_rng(0)
+    cases = {"tiny MLP step (32-64-64-16-10, batch 64)": (*tiny_data(), False),
+             "tiny LSTM step (8 units, 32 steps, batch 64)": (
+                 rng.standard_normal((64, 32, 4)).astype(np.float32), rng.integers(0, 2, 64), True)}
+    for name, (x, y, recurrent) in cases.items():
+        pure, ref = [], []
+        for _ in range(args.rounds):      # alternate so neither always runs on a warmer machine
+            ref.append(torch_steps(x, y, args.steps // (4 if recurrent else 1), recurrent))
+            pure.append(purenet_steps(x, y, args.steps // (4 if recurrent else 1), recurrent))
+        p, r = np.median(pure), np.median(ref)
+        print(f"{name}: purenet {p:.0f} steps/s, pytorch {r:.0f} steps/s; "
+              f"time ratio purenet/pytorch {r / p:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ update, and in everything else (the engine's bookkeeping, layer code); and the G
 the BLAS-bound primitives reach, counted from their shapes, next to the SGEMM peak
 measured here (float32, a 2048^3 product, same threads).
 
-    python bench/profile.py [--threads N] [--steps 20] [--which mlp,cnn,lstm]
+    python bench/profile_step.py [--threads N] [--steps 20] [--which mlp,cnn,lstm]
 """
 import argparse
 import collections
