@@ -5,9 +5,12 @@
     purenet train mnist --data-dir DIR ...
     purenet train shakespeare --cell lstm|gru|rnn [--hidden H] [--layers L] [--seq-len T]
                               [--batch-size B] [--minutes M | --steps N] [--text FILE]
+    purenet train autoencoder [--latent 28] [--epochs N] [--batch-size B] [--data-dir DIR]
     purenet evaluate MODEL.npz --data fashion-mnist|mnist [--data-dir DIR]
     purenet predict MODEL.npz IMAGE.png|IMAGES.npy ...
+    purenet encode MODEL.npz IMAGE.png|IMAGES.npy ...
     purenet generate MODEL.npz --prime "ROMEO:" --length 500 --temperature 0.8 [--seed S]
+    purenet export MODEL.npz --format onnx|safetensors [-o FILE]
     purenet summary MODEL.npz
 
 Every ``train`` also takes ``--checkpoint-dir DIR``, ``--resume`` and ``--no-progress``.
@@ -21,13 +24,13 @@ import os
 import sys
 import warnings
 
-from .errors import PurenetError
+from .errors import ConfigError, PurenetError
 from .recipes.common import RunDiverged, RunInterrupted, add_common_arguments, non_negative_int, \
     positive_float
 
 # data set name -> recipe module (purenet.recipes.<module>)
 RECIPES = {"boston": "boston", "fashion-mnist": "fashion_mnist", "mnist": "fashion_mnist",
-           "shakespeare": "shakespeare"}
+           "shakespeare": "shakespeare", "autoencoder": "autoencoder"}
 IMAGE_DATA = ("fashion-mnist", "mnist")
 
 WHERE_RUNS_WRITE = """\
@@ -96,9 +99,34 @@ def _predict(args):
     print(images.predict_files(model, params, state, meta, args.inputs))
 
 
+def _encode(args):
+    model, params, state, meta = _load(args.model)
+    print(_recipe("autoencoder").encode_files(model, params, state, meta, args.model,
+                                              args.inputs))
+
+
 def _generate(args):
     model, params, _, meta = _load(args.model)
     print(_recipe("shakespeare").generate_saved(model, params, meta, args))
+
+
+EXPORT_FORMATS = {"onnx": ".onnx", "safetensors": ".safetensors"}
+
+
+def _export(args):
+    target = args.output or os.path.splitext(args.model)[0] + EXPORT_FORMATS[args.format]
+    if os.path.abspath(target) == os.path.abspath(args.model):
+        raise ConfigError(f"{target}: the export would replace the model file itself; "
+                          "give another -o FILE")
+    model, params, state, meta = _load(args.model)
+    if args.format == "onnx":
+        from .export import export_onnx
+        export_onnx(model, params, state, meta["in_shape"], target)
+    else:
+        from .io import save_model
+        save_model(target, model, params, state, in_shape=meta["in_shape"], extra=meta["extra"],
+                   format="safetensors")
+    print(f"wrote {target}")
 
 
 def _version():
@@ -133,6 +161,12 @@ def build_parser():
     p.add_argument("inputs", nargs="+", help="image files (.png/.jpg) or .npy arrays of "
                                              "images, 28x28 greyscale")
     p.set_defaults(handler=_predict, _parser=p)
+    p = commands.add_parser("encode", help="print the latent codes of image files (.png, .npy) "
+                                           "by a saved autoencoder")
+    p.add_argument("model", help="a model file (.npz) written by 'purenet train autoencoder'")
+    p.add_argument("inputs", nargs="+", help="image files (.png/.jpg) or .npy arrays of "
+                                             "images, 28x28 greyscale")
+    p.set_defaults(handler=_encode, _parser=p)
     p = commands.add_parser("generate", help="sample text from a saved character model")
     p.add_argument("model", help="a model file (.npz) written by 'purenet train shakespeare'")
     p.add_argument("--prime", default="\n", help="text to start from (default: a newline)")
@@ -144,6 +178,19 @@ def build_parser():
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                    help="sampling seed, 0 or more (default: 0)")
     p.set_defaults(handler=_generate, _parser=p)
+    p = commands.add_parser("export", help="write a saved model as ONNX or safetensors",
+                            description="Write a saved model as an ONNX graph (for ONNX Runtime "
+                                        "and others; needs the onnx package) or as a "
+                                        "safetensors file (weights for NumPy, PyTorch and "
+                                        "others, with the architecture in its metadata; "
+                                        "purenet loads it like an .npz).")
+    p.add_argument("model", help="a model file written by purenet (.npz or .safetensors)")
+    p.add_argument("--format", required=True, choices=sorted(EXPORT_FORMATS),
+                   help="the file format to write (required)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="where to write (default: the model's path with the format's extension, "
+                        ".onnx or .safetensors, in place of its own)")
+    p.set_defaults(handler=_export, _parser=p)
     p = commands.add_parser("summary", help="print a saved model's layers, shapes and parameters")
     p.add_argument("model", help="a model file (.npz) written by purenet")
     p.set_defaults(handler=_summary, _parser=p)

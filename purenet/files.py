@@ -119,7 +119,12 @@ def _create_temporary(path, directory, name):
 
 def write_json(path, obj):
     """Write ``obj`` as indented JSON, atomically."""
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=_json_default).encode()))
+    atomic_write(path, lambda f: f.write(json_text(obj, indent=2).encode()))
+
+
+def json_text(obj, indent=None):
+    """``obj`` as JSON text; NumPy scalars and arrays become numbers and lists."""
+    return json.dumps(obj, indent=indent, default=_json_default)
 
 
 def _json_default(value):
@@ -133,7 +138,7 @@ def _json_default(value):
 def save_arrays(path, arrays, meta):
     """Save a dict ``{name: ndarray}`` and a JSON-able ``meta`` dict to ``path`` (.npz)."""
     payload = {name: np.asarray(a) for name, a in arrays.items()}
-    text = json.dumps(meta, default=_json_default)
+    text = json_text(meta)
     payload[META_KEY] = np.frombuffer(text.encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **payload))
 

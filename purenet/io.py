@@ -1,10 +1,13 @@
 """Model files: architecture as JSON plus params and state as arrays, no pickle.
 
 The architecture is the tree of constructor calls recorded by
-``@layer_constructor``; params and state go through ``purenet.files``.
+``@layer_constructor``; params and state go through ``purenet.files`` (an
+``.npz`` archive) or ``purenet.export.safetensors`` (a ``.safetensors`` file,
+which other frameworks read too; the metadata entries are stored as strings).
 
     save_model("model.npz", model, params, state, in_shape=(13,))
-    model, params, state, meta = load_model("model.npz")
+    save_model("model.safetensors", model, params, state, in_shape=(13,))
+    model, params, state, meta = load_model("model.npz")      # either format
 
 Saving checks first and writes nothing unless the file will load: params (and
 state) must be those of the model for ``in_shape`` (``layers.check_params``)
@@ -20,14 +23,18 @@ its constructor refuses, an array the model has no place for, a missing or
 mis-shaped one, and NaN or inf weights.
 """
 import inspect
+import json
 import os
 
 import numpy as np
 
 from . import initializers
 from .errors import ConfigError, DataError, ModelFileError, PurenetError, ShapeError
-from .files import (arrays_to_tree, atomic_write, load_arrays, save_arrays,  # noqa: F401
-                    tree_to_arrays, write_json)   # atomic_write, write_json: used from here too
+from .export.safetensors import (STATE_PREFIX, load_safetensors, looks_like_safetensors,
+                                 tensor_names, write_safetensors)
+# atomic_write and write_json are imported from here too
+from .files import (arrays_to_tree, atomic_write, json_text, load_arrays,  # noqa: F401
+                    save_arrays, tree_to_arrays, write_json)
 from .layers.base import LAYER_TYPES, Layer, check_params, expected_shapes
 from .ops import activations
 from .random import key as make_key
@@ -35,6 +42,8 @@ from .tree import tree_flatten_with_paths
 
 FORMAT = "purenet-model-1"
 REQUIRED_META = ("format", "architecture", "in_shape", "dtype")
+FILE_FORMATS = ("npz", "safetensors")
+JSON_META = ("architecture", "in_shape", "extra")   # stored as JSON text in safetensors
 
 
 # --- architecture <-> JSON ---------------------------------------------------
@@ -122,13 +131,16 @@ def _short(value, limit=120):
 
 # --- model files -------------------------------------------------------------
 
-def save_model(path, model, params, state=None, *, in_shape, extra=None):
-    """Write architecture, input shape, params and state to one ``.npz`` file.
+def save_model(path, model, params, state=None, *, in_shape, extra=None, format=None):
+    """Write architecture, input shape, params and state to one file.
 
-    Checks first, so that no file is written that would fail to load: params and
-    ``state`` must fit ``model`` for inputs of shape ``in_shape`` (a ConfigError or
-    ShapeError names the first array that differs) and be finite (DataError).
+    ``format`` is ``"npz"`` or ``"safetensors"``; by default, safetensors for a path
+    ending in ``.safetensors`` and npz otherwise. Checks first, so that no file is
+    written that would fail to load: params and ``state`` must fit ``model`` for
+    inputs of shape ``in_shape`` (a ConfigError or ShapeError names the first array
+    that differs) and be finite (DataError).
     """
+    format = _file_format(path, format)
     architecture = layer_to_config(model)
     dtype = _dtype_of(params)
     state = {} if state is None else state
@@ -136,15 +148,32 @@ def save_model(path, model, params, state=None, *, in_shape, extra=None):
         check_params(model, params, in_shape, dtype, state=state)
     except (ConfigError, ShapeError) as err:
         raise type(err)(f"cannot save {os.fspath(path)}: {err}") from None
-    params_arrays = tree_to_arrays(params, "params")
-    state_arrays = tree_to_arrays(_like(state, expected_shapes(model, in_shape, dtype)[1]), "state")
+    state = _like(state, expected_shapes(model, in_shape, dtype)[1])
+    params_arrays, state_arrays = tree_to_arrays(params, "params"), tree_to_arrays(state, "state")
     for name, a in {**params_arrays, **state_arrays}.items():
         if not _all_finite(a):
             raise DataError(f"cannot save {os.fspath(path)}: {_tree_path(name)} holds NaN or inf "
                             "(a model file holds finite weights only)")
     meta = {"format": FORMAT, "architecture": architecture,
             "in_shape": list(in_shape), "dtype": dtype, "extra": extra or {}}
-    save_arrays(path, {**params_arrays, **state_arrays}, meta)
+    if format == "npz":
+        save_arrays(path, {**params_arrays, **state_arrays}, meta)
+        return
+    try:
+        tensors = tensor_names(params, state)
+    except ConfigError as err:
+        raise ConfigError(f"cannot save {os.fspath(path)}: {err}") from None
+    write_safetensors(path, tensors, {k: json_text(v) if k in JSON_META else v
+                                      for k, v in meta.items()})
+
+
+def _file_format(path, format):
+    if format is None:
+        return "safetensors" if os.fspath(path).endswith(".safetensors") else "npz"
+    if format not in FILE_FORMATS:
+        raise ConfigError(f"save_model: format must be one of {', '.join(FILE_FORMATS)}, "
+                          f"got {format!r}")
+    return format
 
 
 def _like(tree, spec):
@@ -171,7 +200,8 @@ def _dtype_of(params):
 def load_model(path):
     """``(model, params, state, meta)`` from a file written by ``save_model``."""
     where = os.fspath(path)
-    arrays, meta = load_arrays(where)
+    arrays, meta = _read_safetensors(where) if looks_like_safetensors(where) \
+        else load_arrays(where)
     if meta.get("format") != FORMAT:
         hint = "; it is a training checkpoint: load it with load_checkpoint" \
             if str(meta.get("format", "")).startswith("purenet-checkpoint") else ""
@@ -198,6 +228,26 @@ def load_model(path):
     state = arrays_to_tree(state_t, arrays, "state", where)
     meta.setdefault("extra", {})
     return model, params, state, meta
+
+
+def _read_safetensors(where):
+    """``(arrays, meta)`` of a safetensors model file, named and typed as in an ``.npz``."""
+    tensors, metadata = load_safetensors(where)
+    if "format" not in metadata:
+        raise ModelFileError(f"{where}: a safetensors file without purenet's model metadata "
+                             "(arrays only?): read its tensors with "
+                             "purenet.export.load_safetensors")
+    meta = dict(metadata)
+    for key in JSON_META:
+        if key in meta:
+            try:
+                meta[key] = json.loads(meta[key])
+            except json.JSONDecodeError as err:
+                raise ModelFileError(f"{where}: metadata '{key}' is not valid JSON: "
+                                     f"{err}") from None
+    arrays = {name if name.startswith(STATE_PREFIX) else f"params/{name}": a
+              for name, a in tensors.items()}
+    return arrays, meta
 
 
 def _meta_in_shape(value, where):

@@ -66,6 +66,9 @@ def plot_curves(histories, path=None, keys=("loss", "val_loss"), title="", ylabe
         drawn = _draw_panel(ax, histories, panel_keys, x)
         ax.set_xlabel(x or "epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if x is None and max((len(v or ()) for h in histories.values() for v in h.values()),
+                             default=0) == 1:
+            ax.set_xticks([1])          # one epoch: a single tick, not fractions of one
         ax.set_ylabel(panel_label)
         if logy and panel_label == ylabel and drawn:
             ax.set_yscale("log")
@@ -86,7 +89,7 @@ def _draw_panel(ax, histories, keys, x):
             pairs = [(t, v) for t, v in zip(xs, hist.get(k) or ()) if v is not None]
             if not pairs:
                 continue
-            style = "-" if not k.startswith("val_") else "--o"
+            style = "--o" if k.startswith("val_") else "-o" if len(pairs) == 1 else "-"
             ax.plot(*zip(*pairs), style, markersize=3, label=f"{run} {k}" if run else k)
             drawn += 1
     return drawn
@@ -127,3 +130,59 @@ def plot_image_grid(images, true_labels, pred_labels, class_names, path=None, co
         ax.set_title(f"{class_names[p]}" + ("" if ok else f"\n({class_names[t]})"),
                      fontsize=7, color="black" if ok else "red")
     return _finish(fig, path)
+
+
+def plot_reconstructions(originals, reconstructions, path=None, titles=None, title=""):
+    """Greyscale images in a row above their reconstructions (pixels in [0, 1], both on
+    one scale), each reconstruction labelled with its mean squared error per pixel;
+    ``titles`` name the columns. Returns the Figure (written to ``path`` when given)."""
+    originals = np.asarray(originals).reshape(len(originals), *np.shape(originals)[-2:])
+    reconstructions = np.asarray(reconstructions).reshape(originals.shape)
+    columns = len(originals)
+    fig = _new_figure(figsize=(1.25 * columns + 1.2, 3.3))
+    axes = fig.subplots(2, columns, squeeze=False)
+    for j in range(columns):
+        error = float(np.mean((reconstructions[j] - originals[j]) ** 2))
+        for row, image in enumerate((originals[j], reconstructions[j])):
+            ax = axes[row, j]
+            ax.imshow(image, cmap="gray_r", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if titles is not None:
+            axes[0, j].set_title(str(titles[j]), fontsize=8)
+        axes[1, j].set_xlabel(f"MSE {error:.4f}", fontsize=7)
+    axes[0, 0].set_ylabel("original", fontsize=9)
+    axes[1, 0].set_ylabel("reconstructed", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_embedding(points, labels, class_names, path=None, title="", axis_labels=("", "")):
+    """Scatter of 2-D points coloured by class, with a legend of ``class_names``
+    (``labels[i]`` indexes it). Returns the Figure (written to ``path`` when given)."""
+    points, labels = np.asarray(points), np.asarray(labels)
+    fig = _new_figure(figsize=(8.6, 6.4))
+    ax = fig.subplots()
+    colours = _class_colours(len(class_names))
+    size = float(np.clip(18000 / max(len(points), 1), 6, 30))   # fewer points, larger dots
+    for c, name in enumerate(class_names):
+        mine = labels == c
+        if mine.any():
+            ax.scatter(points[mine, 0], points[mine, 1], s=size, alpha=0.65, color=colours[c],
+                       label=f"{name} ({int(mine.sum())})", linewidths=0)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.grid(alpha=0.2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=2.5,
+              frameon=False, title="class (points)", title_fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def _class_colours(count):
+    """``count`` distinct colours: matplotlib's tab10, or tab20 for more classes."""
+    from matplotlib import colormaps
+    cmap = colormaps["tab10" if count <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(count)]

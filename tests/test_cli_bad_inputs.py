@@ -19,6 +19,7 @@ from purenet.cli import build_parser, main
 from purenet.data import write_idx
 from purenet.data.text import build_vocab
 from purenet.recipes import boston, fashion_mnist
+from purenet.recipes.autoencoder_model import autoencoder
 from purenet.recipes.shakespeare import char_model
 from purenet.train import Callback
 
@@ -57,6 +58,11 @@ def files(tmp_path_factory):
                extra={"recipe": "fashion-mnist", "model": "book",
                       "classes": [str(i) for i in range(10)],
                       "preprocess": {"mean": 0.2, "std": 0.3}})
+    model = autoencoder(4)
+    _, params, state = model.init(key(0), (1, 28, 28))
+    save_model(d / "ae.npz", model, params, state, in_shape=(1, 28, 28),
+               extra={"recipe": "autoencoder", "latent": 4})
+    (d / "damaged.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{\"w\": 1")
     (d / "notes.txt").write_text("not a model")
     (d / "text.txt").write_text(TEXT)
     (d / "junk.npy").write_bytes(b"\x93NUMPY garbage")
@@ -149,6 +155,28 @@ CASES = [
     ("generate-unknown-character", ["generate", "{d}/chars.npz", "--prime", "Zebra"], ["Z"]),
     ("text-missing", ["train", "shakespeare", "--text", "{d}/none.txt", "--out", "{d}/o"],
      ["none.txt"]),
+    ("summary-damaged-safetensors", ["summary", "{d}/damaged.safetensors"],
+     ["damaged.safetensors", "truncated"]),
+    # the autoencoder, encode and export
+    ("latent-0", ["train", "autoencoder", "--latent", "0"], ["--latent", "'0'"]),
+    ("autoencoder-missing-idx", ["train", "autoencoder", "--data-dir", "{d}/empty", "--out",
+                                 "{d}/o"], ["empty", "train-images-idx3-ubyte"]),
+    ("autoencoder-out-is-a-file", ["train", "autoencoder", "--data-dir", "{d}/idx", "--out",
+                                   "{d}/afile"], ["--out", "afile"]),
+    ("encode-image-model", ["encode", "{d}/image.npz", "{d}/tiny.npy"],
+     ["image.npz", "autoencoder"]),
+    ("encode-boston-model", ["encode", "{d}/boston.npz", "{d}/tiny.npy"], ["boston.npz"]),
+    ("encode-not-a-model", ["encode", "{d}/notes.txt", "{d}/tiny.npy"], ["notes.txt"]),
+    ("encode-needs-images", ["encode", "{d}/ae.npz"], ["inputs"]),
+    ("encode-wrong-size", ["encode", "{d}/ae.npz", "{d}/tiny.npy"], ["tiny.npy", "28x28"]),
+    ("encode-nan-npy", ["encode", "{d}/ae.npz", "{d}/nan.npy"], ["nan.npy", "NaN"]),
+    ("encode-missing-image", ["encode", "{d}/ae.npz", "{d}/missing.png"], ["missing.png"]),
+    ("export-needs-format", ["export", "{d}/boston.npz"], ["--format"]),
+    ("export-format-typo", ["export", "{d}/boston.npz", "--format", "onx"], ["--format", "onx"]),
+    ("export-not-a-model", ["export", "{d}/notes.txt", "--format", "safetensors"],
+     ["notes.txt"]),
+    ("export-out-under-a-file", ["export", "{d}/boston.npz", "--format", "safetensors", "-o",
+                                 "{d}/afile/m.safetensors"], ["afile"]),
     ("text-too-short", ["train", "shakespeare", "--text", "{d}/text.txt", "--batch-size", "64",
                         "--seq-len", "64", "--steps", "1", "--out", "{d}/o"],
      ["--batch-size", "--seq-len"]),
