@@ -10,34 +10,19 @@ import pytest
 
 import purenet as pn
 from purenet.cli import main
-from purenet.data import write_idx
 from purenet.errors import ConfigError
 from purenet.recipes import autoencoder as recipe
 from purenet.recipes.autoencoder_model import (autoencoder, embed_2d, encode, linear_probe, pca,
                                                pca_2d, reconstruction_mse)
 from purenet.train import Callback
+from synthetic import synthetic_images, write_idx_dataset
 
 LATENT = 6
 
 
-def synthetic_images(n, seed):
-    """10 classes, each a bright bar at its own row band, plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-    for c in range(10):
-        images[labels == c, 2 + 2 * c: 4 + 2 * c, 4:24] = 250
-    return images, labels.astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("idx")
-    for prefix, n, seed in (("train", 200, 0), ("t10k", 50, 1)):
-        images, labels = synthetic_images(n, seed)
-        write_idx(d / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    return d
+    return write_idx_dataset(tmp_path_factory.mktemp("idx"), 200, 50)
 
 
 def train_args(idx_dir, out, epochs=1):

@@ -7,27 +7,12 @@ import numpy as np
 import pytest
 
 from purenet.cli import main
-from purenet.data import write_idx
-
-
-def synthetic_images(n, seed):
-    """10 classes, each a bright bar at its own row band, plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-    for c in range(10):
-        images[labels == c, 2 + 2 * c: 4 + 2 * c, 4:24] = 250
-    return images, labels.astype(np.uint8)
+from synthetic import synthetic_images, write_idx_dataset
 
 
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("idx")
-    for prefix, n, seed in (("train", 300, 0), ("t10k", 100, 1)):
-        images, labels = synthetic_images(n, seed)
-        write_idx(d / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    return d
+    return write_idx_dataset(tmp_path_factory.mktemp("idx"), 300, 100)
 
 
 @pytest.fixture(scope="module")
