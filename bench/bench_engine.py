@@ -20,16 +20,7 @@ import blas_threads
 THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402
-
-
-def best_of(fn, repeats=5):
-    """The fastest of ``repeats`` timings of ``fn()`` in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from bench_conv import best_time  # noqa: E402
 
 
 def primitive_overhead(n=2000):
@@ -42,8 +33,8 @@ def primitive_overhead(n=2000):
             x = pn.ops.add(x, x0)
         return pn.ops.sum(x)
 
-    plain = best_of(lambda: chain(x0)) / n
-    traced = best_of(lambda: pn.grad(chain)(x0)) / n
+    plain = best_time(lambda: chain(x0), 5) / n
+    traced = best_time(lambda: pn.grad(chain)(x0), 5) / n
     return plain * 1e6, traced * 1e6
 
 
