@@ -179,14 +179,33 @@ def scale_by_adam(*, b1=0.9, b2=0.999, eps=1e-8):
     def init(params):
         return {"count": _zero_count(), "mu": tree_zeros_like(params), "nu": tree_zeros_like(params)}
 
+    def step(m, v, c1, c2):
+        # (c1 m) / (sqrt(c2 v) + eps), in one new array
+        u = np.multiply(v, c2)
+        np.sqrt(u, out=u)
+        u += eps
+        np.divide(m, u, out=u)
+        u *= c1
+        return u
+
     def update(grads, state, params=None):
         t = int(state["count"]) + 1
-        mu = tree_map(lambda g, m: b1 * m + (1.0 - b1) * g, grads, state["mu"])
-        nu = tree_map(lambda g, v: b2 * v + (1.0 - b2) * np.square(g), grads, state["nu"])
+        mu = tree_map(lambda g, m: _moving_average(m, g, b1), grads, state["mu"])
+        nu = tree_map(lambda g, v: _moving_average(v, np.square(g), b2, fresh=True),
+                      grads, state["nu"])
         c1, c2 = 1.0 / (1.0 - b1 ** t), 1.0 / (1.0 - b2 ** t)
-        updates = tree_map(lambda m, v: (c1 * m) / (np.sqrt(c2 * v) + eps), mu, nu)
+        updates = tree_map(lambda m, v: step(m, v, c1, c2), mu, nu)
         return updates, {"count": np.array(t, dtype=np.int64), "mu": mu, "nu": nu}
     return GradientTransformation(init, update)
+
+
+def _moving_average(average, x, decay, fresh=False):
+    """``decay * average + (1 - decay) * x`` as ``average + (1 - decay)(x - average)``, in one
+    new array (``fresh``: ``x`` is a temporary the caller gives up, reused as that array)."""
+    out = np.subtract(x, average, out=x if fresh else None)
+    out *= 1.0 - decay
+    out += average
+    return out
 
 
 def add_decayed_weights(weight_decay):
