@@ -223,16 +223,17 @@ class SingleProcess:
 
 
 @contextmanager
-def abort_on_error(comm=None, prefix=""):
+def abort_on_error(comm=None, prefix="", passing=()):
     """Run a block on every rank; an exception on any rank prints ``rank k: message``
     on stderr and aborts all ranks (exit status 1), instead of leaving the others
-    waiting for it. KeyboardInterrupt aborts too."""
+    waiting for it. KeyboardInterrupt aborts too. Exceptions of the ``passing``
+    types (ones every rank raises alike) go on as usual."""
     MPI = mpi()
     comm = MPI.COMM_WORLD if comm is None else comm
     try:
         yield
     except BaseException as err:            # noqa: B902 -- every rank must stop
-        if isinstance(err, SystemExit) and not err.code:
+        if isinstance(err, passing) or (isinstance(err, SystemExit) and not err.code):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         if not isinstance(err, PurenetError):

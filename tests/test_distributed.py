@@ -74,3 +74,22 @@ def test_shared_statistics_of_one_process_are_its_own():
     shared = pn.grad(lambda a: loss(a, True))((x, gamma, beta))
     for a, b in zip(plain, shared):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_workers_without_mpi_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    from purenet import cli
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    status = cli.main(["train", "boston", "--workers", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1 and 'pip install "purenet[mpi]"' in err
+
+
+@needs_mpi
+def test_a_recipe_under_mpiexec_writes_once(tmp_path):
+    out = tmp_path / "out"
+    done = _mpiexec(2, sys.executable, "-m", "purenet", "train", "boston", "--epochs", "1",
+                    "--out", str(out), "--no-progress", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("wrote ") == 1
+    assert (out / "metrics.json").is_file()
