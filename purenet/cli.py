@@ -13,7 +13,10 @@
     purenet export MODEL.npz --format onnx|safetensors [-o FILE]
     purenet summary MODEL.npz
 
-Every ``train`` also takes ``--checkpoint-dir DIR``, ``--resume`` and ``--no-progress``.
+Every ``train`` also takes ``--checkpoint-dir DIR``, ``--resume``, ``--no-progress``,
+``--workers N`` and ``--sync-batch-norm``. ``mpiexec -n N purenet train ...`` (or
+``--workers N``, which starts mpiexec) trains on N processes, data-parallel, with
+the result of one process; rank 0 alone prints and writes.
 Exit status: 0 done, 1 training diverged, 2 a usage or input error (one line on
 stderr, ``purenet: error: ...``), 130 stopped with Ctrl-C.
 """
@@ -21,8 +24,11 @@ import argparse
 import difflib
 import importlib
 import os
+import shutil
+import subprocess
 import sys
 import warnings
+from contextlib import nullcontext
 
 from .errors import ConfigError, PurenetError
 from .recipes.common import RunDiverged, RunInterrupted, add_common_arguments, non_negative_int, \
@@ -229,6 +235,34 @@ def _os_error(err):
     return str(err)
 
 
+def _launch(workers, argv):
+    """``--workers N``: the same command on N processes, started by mpiexec."""
+    from .distributed import INSTALL_HINT
+    mpiexec = shutil.which("mpiexec")
+    if importlib.util.find_spec("mpi4py") is None or mpiexec is None:
+        missing = "mpi4py" if mpiexec else "mpiexec"
+        raise ConfigError(f"--workers {workers} needs MPI ({missing} not found): {INSTALL_HINT}")
+    try:
+        return subprocess.call([mpiexec, "-n", str(workers), sys.executable, "-m", "purenet",
+                                *argv])
+    except KeyboardInterrupt:
+        return 130
+
+
+def _distributed(args):
+    """Under an MPI launcher with more than one process: the ``DataParallel`` the
+    recipes train with (rank 0 alone prints), and the context that turns an error
+    on one rank into a stop of all; else ``(None, nullcontext())``."""
+    from .distributed import DataParallel, abort_on_error, launched_size
+    if args.command != "train" or launched_size() < 2:
+        return None, nullcontext()
+    parallel = DataParallel(sync_batch_norm=args.sync_batch_norm)
+    if not parallel.writes:
+        sys.stdout = open(os.devnull, "w")
+    return parallel, abort_on_error(parallel.comm, prefix="purenet: error: ",
+                                    passing=(RunInterrupted, RunDiverged))
+
+
 def main(argv=None):
     """Run the command line; returns the exit status (see the module docstring)."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
@@ -243,7 +277,13 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
-            args.handler(args)
+            args.distributed, guard = _distributed(args)
+            if args.distributed is None and (getattr(args, "workers", None) or 1) > 1:
+                from .distributed import launched_size
+                if launched_size() < 2:
+                    return _launch(args.workers, argv)
+            with guard:
+                args.handler(args)
         except RunInterrupted as stop:
             print(f"purenet: {_one_line(stop)}", file=sys.stderr)
             return 130

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..autodiff import stop_gradient
 from ..errors import ConfigError, ShapeError
-from ..ops.normalization import batch_norm, batch_norm_inference
+from ..ops.normalization import batch_count, batch_norm, batch_norm_inference
 from .base import Layer, layer_constructor, real_number
 
 
@@ -65,7 +65,7 @@ def BatchNorm(momentum=0.9, eps=1e-5):
         """``(y, new_state)``: normalise by the batch; fold its statistics into the averages."""
         y, mean, var = batch_norm(x, params["gamma"], params["beta"], eps=eps)
         mean, var = stop_gradient((mean, var))          # the state is not differentiated
-        m = x.size // x.shape[1]
+        m = batch_count(x.size // x.shape[1])     # the global batch's, when shared
         if m < 2:
             raise ShapeError(f"batch norm in training needs more than 1 value per channel, got "
                              f"input of shape {np.shape(x)}: train on batches of 2 or more "

@@ -20,10 +20,44 @@ Fused rather than composed from smaller primitives: the backward of the batch
 statistics collapses to one short formula and two reductions, where the
 composition would keep and traverse several intermediate arrays.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import ShapeError
 from .core import primitive
+
+# Set by ``shared_statistics`` while a data-parallel step runs with synchronised batch
+# norm: (sum over processes, this process's examples, the global batch's examples).
+_shared = None
+
+
+@contextmanager
+def shared_statistics(reduce_sum, local_n, global_n):
+    """Within this block ``batch_norm`` takes its statistics over the global batch that
+    ``global_n`` examples make, this process holding ``local_n`` of them.
+
+    ``reduce_sum(a)`` returns the elementwise sum of ``a`` over every process (each one
+    calls it at the same points, in the same order). The backward sums the per-channel
+    terms of ``dx`` the same way, each process's weighted by its share of the global
+    batch, as its loss is an average over its own examples; ``dgamma`` and ``dbeta``
+    stay this process's own (the caller sums the weighted gradients).
+    """
+    global _shared
+    previous, _shared = _shared, (reduce_sum, int(local_n), int(global_n))
+    try:
+        yield
+    finally:
+        _shared = previous
+
+
+def batch_count(m):
+    """The number of values per channel the statistics are over: ``m`` here, or the
+    global batch's count inside ``shared_statistics``."""
+    if _shared is None:
+        return m
+    _, local_n, global_n = _shared
+    return m * global_n // local_n
 
 
 class _Channels:
@@ -85,6 +119,8 @@ def batch_norm(x, gamma, beta, *, eps=1e-5):
     ``mean (C,)`` and biased (1/m) variance ``var (C,)``, which are returned too."""
     ch = _Channels(x)
     _check_params(ch, gamma=gamma, beta=beta)
+    if _shared is not None:
+        return _shared_batch_norm(ch, x, gamma, beta, eps, *_shared)
     m = x.size // ch.c
     x2 = ch.flat(x)
     mean = ch.sums(x2) / m
@@ -120,6 +156,50 @@ def batch_norm(x, gamma, beta, *, eps=1e-5):
                 dx += g2 * ch.spread(scale)
             dx = ch.unflat(dx)
         return dx, (dgamma if needed[1] else None), (dbeta if needed[2] else None)
+
+    return (ch.unflat(y), mean, var), backward
+
+
+def _shared_batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n):
+    """``batch_norm`` over the global batch (see ``shared_statistics``): two sums over
+    the processes forward (the mean, then the variance about it) and one backward."""
+    m = x.size // ch.c                      # this process's values per channel
+    total = m * global_n // local_n         # the global batch's
+    weight = local_n / global_n
+    x2 = ch.flat(x)
+    mean = reduce_sum(ch.sums(x2)) / total
+    xhat = x2 - ch.spread(mean)
+    var = reduce_sum(ch.sums(np.square(xhat))) / total
+    std = np.sqrt(var + eps)
+    inv = 1.0 / std
+    xhat *= ch.spread(inv)
+    y = xhat * ch.spread(gamma)
+    y += ch.spread(beta)
+
+    def backward(grads, needed):
+        # As in batch_norm with the sums over the global batch, each process's g weighted
+        # by its share w: Σ_all(w g) / (w·total) = Σ_all(w g) / m, in this process's units.
+        g_y, g_mean, g_var = grads
+        zero = np.zeros_like(mean)
+        g2 = ch.flat(g_y) if g_y is not None else None
+        dbeta = ch.sums(g2) if g2 is not None else zero
+        dgamma = ch.sums(g2 * xhat) if g2 is not None else zero
+        parts = np.concatenate([dbeta, dgamma, zero if g_mean is None else g_mean,
+                                zero if g_var is None else g_var]) * weight
+        s_beta, s_gamma, s_mean, s_var = np.split(reduce_sum(parts) / m, 4)
+        scale = gamma * inv
+        shift = s_mean - scale * s_beta
+        slope = s_var * (2 * std) - scale * s_gamma
+        dx = None
+        if needed[0]:
+            dx = xhat * ch.spread(slope)
+            dx += ch.spread(shift)
+            if g2 is not None:
+                dx += g2 * ch.spread(scale)
+            dx = ch.unflat(dx)
+        keep = g_y is not None
+        return (dx, dgamma if needed[1] and keep else None,
+                dbeta if needed[2] and keep else None)
 
     return (ch.unflat(y), mean, var), backward
 

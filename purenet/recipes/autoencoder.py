@@ -29,7 +29,7 @@ from ..random import generator, key
 from ..train import fit, predict
 from .autoencoder_model import autoencoder, embed_2d, encode, linear_probe, pca, \
     reconstruction_mse
-from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, checkpoint_options,
+from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, run_options, writes,
                      describe_time, destination, draw, end_run, has_diverged, non_negative_int,
                      out_path, plural, positive_int, run_header, short_reason, verbosity,
                      was_interrupted)
@@ -124,8 +124,10 @@ def run(args):
         result = fit(model, params, "mse", optim.adam(LEARNING_RATE), train[0], train[0],
                      state=state, epochs=args.epochs, batch_size=args.batch_size,
                      seed=args.seed, validation_data=(val[0], val[0]), verbose=verbosity(args),
-                     **checkpoint_options(args, "", found))
+                     **run_options(args, "", found))
     train_seconds = time.perf_counter() - start
+    if not writes(args):                # on more than one process, the first one reports
+        return None
     history = result.history
     status = INTERRUPTED if was_interrupted(history) else \
         DIVERGED if has_diverged(history) else COMPLETE

@@ -16,7 +16,7 @@ from ..io import save_model, write_json
 from ..layers import Dense, Dropout, serial
 from ..random import key
 from ..train import evaluate, fit
-from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, checkpoint_options,
+from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, run_options, writes,
                      describe_time, destination, draw, end_run, has_diverged, non_negative_int,
                      out_path, positive_float, positive_int, run_header, short_reason,
                      verbosity, was_interrupted)
@@ -124,7 +124,7 @@ def run(args):
     models, results = book_models(), {}
     for name in names:
         print(f"training {DESCRIPTIONS[name]}")
-        checkpoint = checkpoint_options(args, name, found)
+        checkpoint = run_options(args, name, found)
         with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported
             if name == "purenet":
                 models[name], results[name] = train_purenet_model(data, args, **checkpoint)
@@ -132,6 +132,8 @@ def run(args):
                 results[name] = train_book_model(models[name], data, args, **checkpoint)
         if was_interrupted(results[name].history):
             break                       # Ctrl-C ends the whole command, not one model
+    if not writes(args):                # on more than one process, the first one reports
+        return None
     return _finish(models, results, data, args, time.perf_counter() - start)
 
 

@@ -86,6 +86,14 @@ def add_common_arguments(parser, name):
     parser.add_argument("--resume", action="store_true",
                         help="continue from --checkpoint-dir's last.npz (default: off, "
                              "start afresh)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="train on N processes (data-parallel over MPI, the same result "
+                             "as one process): starts mpiexec -n N itself; needs "
+                             'pip install "purenet[mpi]" (default: one process, or as many '
+                             "as mpiexec started)")
+    parser.add_argument("--sync-batch-norm", action="store_true",
+                        help="on more than one process, batch norm's statistics over the "
+                             "whole batch rather than each process's part (default: off)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="a plain line per epoch instead of live progress bars (default: "
                              "bars when the output is a terminal)")
@@ -165,6 +173,21 @@ def checkpoint_options(args, name="", found=()):
     directory = os.path.join(args.checkpoint_dir, name)
     resume = os.path.join(directory, LAST) if name in found else None
     return {"checkpoint_dir": directory, "resume_from": resume}
+
+
+def run_options(args, name="", found=()):
+    """``fit``'s checkpoint options (``checkpoint_options``) and, on more than one
+    process, its ``distributed``."""
+    options = checkpoint_options(args, name, found)
+    if getattr(args, "distributed", None) is not None:
+        options["distributed"] = args.distributed
+    return options
+
+
+def writes(args):
+    """Whether this process writes the run's outputs (the only one, or MPI's rank 0)."""
+    parallel = getattr(args, "distributed", None)
+    return parallel is None or parallel.writes
 
 
 # --- how a run ended ----------------------------------------------------------------

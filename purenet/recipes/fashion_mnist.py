@@ -23,7 +23,7 @@ from ..metrics import confusion_matrix
 from ..ops import softmax
 from ..random import key
 from ..train import fit, predict
-from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, checkpoint_options,
+from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, run_options, writes,
                      describe_time, destination, draw, end_run, has_diverged, non_negative_int,
                      out_path, plural, positive_int, run_header, short_reason, verbosity,
                      was_interrupted)
@@ -159,8 +159,10 @@ def run(args):
         result = fit(model, params, loss, recipe.optimizer(steps_per_epoch, epochs),
                      *train, state=state, epochs=epochs, batch_size=batch_size, seed=args.seed,
                      validation_data=val, metrics=["accuracy"], augment=augment,
-                     verbose=verbosity(args), **checkpoint_options(args, "", found))
+                     verbose=verbosity(args), **run_options(args, "", found))
     train_seconds = time.perf_counter() - start
+    if not writes(args):                # on more than one process, the first one reports
+        return None
     history = result.history
     status = INTERRUPTED if was_interrupted(history) else \
         DIVERGED if has_diverged(history) else COMPLETE

@@ -30,7 +30,7 @@ from ..random import fold_in, generator, key
 from ..train import Callback, EarlyStopping, fit
 from ..train.step import train_step
 from ..tree import tree_size
-from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, checkpoint_options,
+from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, run_options, writes,
                      describe_time, destination, draw, end_run, has_diverged, non_negative_int,
                      out_path, positive_float, positive_int, probability, run_header,
                      short_reason, verbosity, was_interrupted)
@@ -212,7 +212,7 @@ def _train(model, params, state, opt, train_ids, val_ids, steps, seconds, vocab,
     character_run = CharacterRun(windows, val_ids, vocab, args, start)
     result = fit(model, params, "softmax_cross_entropy", opt, windows, state=state,
                  epochs=epochs, seed=args.seed, callbacks=[character_run, keep_best],
-                 verbose=verbosity(args), **checkpoint_options(args, "", found))
+                 verbose=verbosity(args), **run_options(args, "", found))
     history = result.history
     status = INTERRUPTED if was_interrupted(history) else \
         DIVERGED if has_diverged(history) else COMPLETE
@@ -234,6 +234,9 @@ def _rounded(seconds):
 
 
 def run(args):
+    if getattr(args, "distributed", None) is not None and args.steps is None:
+        raise ConfigError("on more than one process give --steps N: a time budget (--minutes) "
+                          "would end each process after a different number of steps")
     found = check_paths(args, [f"{args.cell}.npz", "metrics.json", "loss_curve.png"])
     text = load_text(args.text) if args.text else load_tiny_shakespeare()
     vocab = build_vocab(text)
@@ -257,6 +260,8 @@ def run(args):
     with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported
         result = _train(model, params, state, opt, train_ids, val_ids, steps, seconds, vocab,
                         args, found)
+    if not writes(args):                # on more than one process, the first one reports
+        return None
     result["parameters"] = tree_size(params)
     return _finish(model, result, vocab, args)
 

@@ -58,15 +58,17 @@ class Run:
     """The mutable record callbacks receive; see the module docstring."""
 
     __slots__ = ("model", "optimizer", "params", "state", "opt_state", "epoch", "history",
-                 "in_shape", "seed", "fingerprint", "callbacks", "stop_reason", "_stop", "_log")
+                 "in_shape", "seed", "fingerprint", "callbacks", "stop_reason", "_stop", "_log",
+                 "writes")
 
     def __init__(self, model, params, state, opt_state, history, epoch=0, *, optimizer=None,
-                 in_shape=None, seed=0, fingerprint=None, callbacks=(), log=None):
+                 in_shape=None, seed=0, fingerprint=None, callbacks=(), log=None, writes=True):
         self.model, self.params, self.state, self.opt_state = model, params, state, opt_state
         self.history, self.epoch, self.optimizer = history, epoch, optimizer
         self.in_shape, self.seed, self.fingerprint = in_shape, seed, fingerprint or {}
         self.callbacks, self._log = tuple(callbacks), log
         self.stop_reason, self._stop = None, False
+        self.writes = writes          # False on the ranks of a distributed run but the first
 
     @property
     def stop_training(self):
@@ -353,6 +355,8 @@ class ModelCheckpoint(_Watching):
     def on_epoch_end(self, epoch, logs, run):
         if self.save_best_only and not self._observe(logs, epoch):
             return
+        if not run.writes:
+            return
         from ..io import save_model
         path = self._path(epoch, logs)
         save_model(path, run.model, run.params, run.state, in_shape=run.in_shape)
@@ -533,6 +537,8 @@ class CSVLogger(Callback):
     def on_epoch_end(self, epoch, logs, run):
         if self._first is None:
             self._first = len(run.history) - 1
+        if not run.writes:
+            return
         rows = self._kept + run.history.logs[self._first:] if self.append else run.history.logs
         text = rows_to_csv(rows, self.separator)
         atomic_write(self.filename, lambda f: f.write(text.encode()))

@@ -294,6 +294,8 @@ class BackupAndRestore(Callback):
         if self.backup_dir is None:
             return
         improved = self.best.update(logs, epoch)
+        if not run.writes:
+            return
         ckpt = Checkpoint(run.params, run.state, run.opt_state, epoch + 1, run.seed, run.history,
                           self.best.get_state(),
                           [{"type": type(cb).__name__, "state": cb.get_state()}

@@ -1,4 +1,4 @@
-"""``fit``: the training loop around the pure ``train_step``.
+"""``fit``: the training loop around the pure ``loss_and_grads`` and optimizer update.
 
     result = fit(model, params, "mse", sgd(0.01, momentum=0.9), X, y,
                  epochs=20, batch_size=32, validation_split=0.2, metrics=["mae"],
@@ -34,6 +34,9 @@ Contract:
   it), with ``history.interrupted`` set and a ``stop_reason``.
 * ``checkpoint_dir`` and ``resume_from`` are shortcuts for
   ``BackupAndRestore(checkpoint_dir, resume=resume_from or False)``.
+* ``distributed``: a ``purenet.distributed.DataParallel`` trains on every rank of an
+  MPI run, each rank on its shard of the same global batches, the gradients summed
+  over the ranks once a step; the result equals one process's (see that module).
 """
 import time
 from typing import NamedTuple
@@ -42,8 +45,10 @@ import numpy as np
 
 from .. import losses as losses_module
 from ..data.batching import ArrayBatches, training_data
+from ..distributed import SingleProcess
 from ..errors import ConfigError, DataError
 from ..layers.base import check_params, expected_shapes
+from ..optim import apply_updates
 from ..random import fold_in, key, split
 from ..tree import tree_leaves
 from .callbacks import Run, all_finite, arrange, defines, warn
@@ -51,7 +56,7 @@ from .checkpoint import BackupAndRestore, array_fingerprint
 from .evaluate import metric_fns, predict, score
 from .history import History
 from .progress import Display, resolve_verbose
-from .step import train_step
+from .step import loss_and_grads
 
 EVAL_BATCH_SIZE = 1024
 
@@ -78,13 +83,14 @@ class _Setup(NamedTuple):
     display: Display
     seed: int
     augment: object
+    parallel: object        # SingleProcess or distributed.DataParallel
 
 
 def fit(model, params, loss, optimizer, x, y=None, *, state=None, opt_state=None, epochs=1,
         batch_size=32, steps_per_epoch=None, shuffle=True, seed=None, validation_data=None,
         validation_split=0.0, validation_freq=1, metrics=(), callbacks=(), verbose="auto",
         augment=None, initial_epoch=0, checkpoint_dir=None, resume_from=None,
-        eval_every=None, progress=None):
+        eval_every=None, progress=None, distributed=None):
     """Train ``model`` by minibatch gradient descent; see the module docstring.
 
     Args:
@@ -110,6 +116,7 @@ def fit(model, params, loss, optimizer, x, y=None, *, state=None, opt_state=None
             own key (see ``purenet.data.augment``); never for validation data.
         initial_epoch: the first epoch's number (0-based) when not resuming.
         checkpoint_dir, resume_from: see the module docstring.
+        distributed: None (one process) or a ``purenet.distributed.DataParallel``.
 
     Returns:
         ``FitResult(params, state, opt_state, history)``.
@@ -121,6 +128,8 @@ def fit(model, params, loss, optimizer, x, y=None, *, state=None, opt_state=None
     loss, metrics = _check_functions(loss, optimizer, augment), metric_fns(metrics)
     validate_at, freq = _validation_schedule(validation_freq, eval_every, epochs)
     level, bar = resolve_verbose(verbose, progress)
+    parallel = SingleProcess() if distributed is None else _check_parallel(distributed)
+    level = level if parallel.writes else 0
     shortcut = [] if checkpoint_dir is None and resume_from is None else [BackupAndRestore(
         checkpoint_dir, resume=False if resume_from is None else resume_from)]
     callbacks = arrange(callbacks, shortcut)
@@ -140,6 +149,7 @@ def fit(model, params, loss, optimizer, x, y=None, *, state=None, opt_state=None
     if not all_finite(params):
         raise DataError("params hold NaN or inf values; initialise them again")
     opt_state = optimizer.init(params) if opt_state is None else opt_state
+    parallel.same_everywhere(params)
     settings = {"loss": getattr(loss, "name", getattr(loss, "__name__", repr(loss))),
                 "batch_size": batch_size if isinstance(source, ArrayBatches) else None,
                 "steps_per_epoch": steps_per_epoch, "shuffle": bool(shuffle),
@@ -147,9 +157,10 @@ def fit(model, params, loss, optimizer, x, y=None, *, state=None, opt_state=None
                 "augment": augment is not None}
     display = Display(level, epochs, bar)
     setup = _Setup(model, loss, optimizer, source, val, epochs, validate_at, metrics, callbacks,
-                   display, seed, augment)
+                   display, seed, augment, parallel)
     run = Run(model, params, state, opt_state, History(), initial_epoch, optimizer=optimizer,
               in_shape=tuple(in_shape), seed=seed, callbacks=callbacks, log=display.message,
+              writes=parallel.writes,
               fingerprint={"settings": settings,
                            "data": {k: array_fingerprint(v) for k, v in data.items()}})
     return _fit(setup, run)
@@ -177,6 +188,14 @@ def _check_functions(loss, optimizer, augment):
     if augment is not None and not callable(augment):
         raise ConfigError(f"augment must be a function (x_batch, key) -> x_batch, got {augment!r}")
     return loss
+
+
+def _check_parallel(distributed):
+    needed = ("shard", "batch", "key", "reduce", "after_step", "same_everywhere", "end_epoch")
+    if not all(callable(getattr(distributed, name, None)) for name in needed):
+        raise ConfigError(f"distributed must be a purenet.distributed.DataParallel or None, "
+                          f"got {distributed!r}")
+    return distributed
 
 
 def _validation_schedule(freq, eval_every, epochs):
@@ -263,22 +282,31 @@ def _train_epoch(setup, run, epoch, batch_callbacks):
     shuffle_key, dropout_root, augment_root = split(fold_in(key(setup.seed), epoch), 3)
     params, state, opt_state = run.params, run.state, run.opt_state
     source, metrics, display = setup.source, setup.metrics, setup.display
+    parallel = setup.parallel
     sums, seen, steps = dict.fromkeys(["loss", *metrics], 0.0), 0, 0
     display.begin_epoch(epoch, source.total, source.unit)
     for step, (xb, yb) in enumerate(source.epoch(epoch, shuffle_key)):
         if setup.augment is not None:
             xb = setup.augment(xb, fold_in(augment_root, step))
-        params, state, opt_state, value, pred = train_step(
-            setup.model, setup.loss, setup.optimizer, params, state, opt_state, xb, yb,
-            fold_in(dropout_root, step), with_pred=True)
+        xb, yb, total = parallel.shard(xb, yb)       # this process's part of the batch
         n, steps = len(xb), step + 1
-        seen += n
-        sums["loss"] += value * n
-        for name, fn in metrics.items():
-            sums[name] += fn(pred, yb) * n
+        with parallel.batch(n, total):
+            value, grads, state, pred = loss_and_grads(
+                setup.model, setup.loss, params, state, xb, yb,
+                key=parallel.key(fold_in(dropout_root, step)), with_pred=True)
+        scores = [value * n] + [fn(pred, yb) * n for fn in metrics.values()]
+        grads, scores = parallel.reduce(grads, scores, n / total)    # summed over processes
+        updates, opt_state = setup.optimizer.update(grads, opt_state, params)
+        params = apply_updates(params, updates)
+        parallel.after_step(params)
+        seen += total
+        for name, score in zip(sums, scores):
+            sums[name] += score
+        if total != n:
+            value = scores[0] / total
         display.update(seen if source.unit == "examples" else steps, sums["loss"] / seen)
         if batch_callbacks:
-            batch_logs = {"batch": step, "size": n, "loss": value}
+            batch_logs = {"batch": step, "size": total, "loss": value}
             for cb in batch_callbacks:
                 cb.on_batch_end(step, batch_logs, run)
             if run.stop_training:
@@ -290,6 +318,7 @@ def _train_epoch(setup, run, epoch, batch_callbacks):
         warn(reason)
         run.stop(reason)
         return None
+    state = parallel.end_epoch(params, state)
     run.params, run.state, run.opt_state = params, state, opt_state
     return {"epoch": epoch, **{k: v / seen for k, v in sums.items()}}
 

@@ -1,0 +1,244 @@
+"""Data-parallel training over MPI: ``fit`` on N processes equals ``fit`` on one.
+
+    from purenet.distributed import DataParallel
+    result = fit(model, params, "mse", sgd(0.01), X, y, batch_size=64,
+                 distributed=DataParallel())          # run with: mpiexec -n 4 python train.py
+
+Every process (rank) runs the same script on the same data with the same seed, so
+each one draws the same global batches in the same order as one process would.
+At each step a rank:
+
+1. takes its shard of the global batch: a contiguous slice, the shards as equal as
+   they can be (``np.array_split``'s sizes), so shards may differ by one example;
+2. computes its loss (an average over its shard) and gradients;
+3. weights its gradients by its shard's share of the global batch, ``b_r / B``, so
+   that their sum is the gradient of the global batch's average loss; packs them,
+   with the shard's loss and metric sums, into one flat buffer and sums that buffer
+   over the ranks with one ``Allreduce``;
+4. applies the same optimizer update to the same params, so params stay identical
+   on every rank. Every ``check_every`` steps, and at the end of each epoch, the
+   ranks compare a checksum of their params; any difference is a
+   ``DistributedError`` (it would mean the ranks no longer train one model).
+
+Batch norm: by default each rank normalises by its own shard's statistics (as
+PyTorch's DistributedDataParallel does) and keeps its own running averages
+(as DDP with ``broadcast_buffers=False``: the result and checkpoints hold rank 0's
+layer state); with ``sync_batch_norm=True`` the statistics (and the sums in batch
+norm's backward) are taken over the global batch, which makes training equal to
+one process's. Dropout draws each rank's mask with its own
+key (rank 0's is the single-process key); augmentation runs on the global batch
+before it is split, so it matches one process exactly.
+
+Only rank 0 writes (checkpoints, ``ModelCheckpoint``, ``CSVLogger``) and shows
+progress; every rank runs the callbacks, on the same logs, so they all make the
+same decisions (early stopping, learning-rate changes). ``BackupAndRestore``
+resumes on any number of ranks: a run's randomness depends on ``(seed, epoch)``
+only. Validation runs on every rank (the same numbers everywhere).
+
+An exception on one rank would leave the others waiting in the next collective:
+``abort_on_error`` (which ``purenet`` commands use) prints ``rank k: message`` and
+aborts every rank instead.
+"""
+import os
+import sys
+import zlib
+from contextlib import contextmanager, nullcontext
+
+import numpy as np
+
+from .errors import ConfigError, PurenetError
+from .ops.normalization import shared_statistics
+from .random import fold_in
+from .tree import tree_leaves, tree_unflatten_like
+
+INSTALL_HINT = 'pip install "purenet[mpi]"'
+
+# Set by every common MPI launcher (MPICH's hydra, Open MPI, Slurm's PMI).
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
+
+
+class DistributedError(PurenetError, RuntimeError):
+    """The ranks of a data-parallel run disagree, or MPI is missing."""
+
+
+def mpi():
+    """The ``mpi4py.MPI`` module; a DistributedError saying how to install it if absent."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise DistributedError(f"training on more than one process needs MPI: {INSTALL_HINT} "
+                               "(installs mpi4py and the MPICH library)") from None
+    return MPI
+
+
+def launched_size():
+    """How many processes the MPI launcher started this one among (1 if none), read
+    from the environment so that nothing imports MPI when no launcher ran."""
+    for name in _SIZE_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+class DataParallel:
+    """What ``fit(..., distributed=...)`` uses to train on every rank of ``comm``.
+
+    Args:
+        comm: an mpi4py communicator (default ``MPI.COMM_WORLD``).
+        sync_batch_norm: batch norm's statistics over the global batch (default:
+            each rank's own shard).
+        check_every: compare the params of all ranks every this many steps
+            (and at every epoch's end).
+    """
+
+    def __init__(self, comm=None, *, sync_batch_norm=False, check_every=100):
+        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+            raise ConfigError(f"check_every must be a positive integer, got {check_every!r}")
+        self.MPI = mpi()
+        self.comm = self.MPI.COMM_WORLD if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.sync_batch_norm, self.check_every = bool(sync_batch_norm), check_every
+        self._steps = 0
+
+    def __repr__(self):
+        return (f"DataParallel(rank {self.rank} of {self.size}, "
+                f"sync_batch_norm={self.sync_batch_norm})")
+
+    @property
+    def writes(self):
+        """Whether this rank writes files and shows progress (rank 0 only)."""
+        return self.rank == 0
+
+    # --- one step ------------------------------------------------------------------
+
+    def shard(self, xb, yb):
+        """This rank's part of the global batch: ``(xb, yb, global batch size)``."""
+        n = len(xb)
+        if n < self.size:
+            raise ConfigError(f"a batch of {n} example(s) cannot be split over {self.size} "
+                              "processes: use a batch size (and a data set) of at least one "
+                              "example per process")
+        share, extra = divmod(n, self.size)
+        start = self.rank * share + min(self.rank, extra)
+        stop = start + share + (self.rank < extra)
+        return xb[start:stop], None if yb is None else yb[start:stop], n
+
+    def batch(self, local_n, global_n):
+        """The context the forward and backward of a step run in."""
+        if not self.sync_batch_norm:
+            return nullcontext()
+        return shared_statistics(self._sum, local_n, global_n)
+
+    def key(self, step_key):
+        """The dropout key of this rank's shard."""
+        return step_key if self.rank == 0 else fold_in(step_key, self.rank)
+
+    def reduce(self, grads, scores, weight):
+        """``(sum of weight·grads, sum of scores)`` over the ranks: one Allreduce of one
+        flat buffer holding every gradient leaf and then the scores."""
+        leaves = [np.asarray(g) for g in tree_leaves(grads)]
+        dtype = np.result_type(*leaves) if leaves else np.float64
+        sizes = [leaf.size for leaf in leaves]
+        buffer = np.empty(sum(sizes) + len(scores), dtype)
+        at = 0
+        for leaf, size in zip(leaves, sizes):
+            np.multiply(leaf.reshape(-1), weight, out=buffer[at:at + size])
+            at += size
+        buffer[at:] = scores
+        self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        out, at = [], 0
+        for leaf, size in zip(leaves, sizes):
+            out.append(buffer[at:at + size].reshape(leaf.shape))
+            at += size
+        return tree_unflatten_like(grads, out), [float(v) for v in buffer[at:]]
+
+    def after_step(self, params):
+        """Count the step; compare the ranks' params every ``check_every`` steps."""
+        self._steps += 1
+        if self._steps % self.check_every == 0:
+            self.check(params)
+
+    # --- agreement -----------------------------------------------------------------
+
+    def check(self, params):
+        """Raise DistributedError unless every rank holds bit-identical params."""
+        sums = self.comm.allgather(_checksum(params))
+        if len(set(sums)) > 1:
+            differ = [r for r, s in enumerate(sums) if s != sums[0]]
+            raise DistributedError(
+                f"the params of rank(s) {differ} differ from rank 0's after {self._steps} "
+                "steps: the ranks no longer train the same model (were they given the same "
+                "data, params and seed?)")
+
+    def end_epoch(self, params, state):
+        """The epoch's final check; the layer state each rank continues with (its own)."""
+        self.check(params)
+        return state
+
+    def same_everywhere(self, tree):
+        """Raise DistributedError unless ``tree`` is bit-identical on every rank (used
+        before training, on the initial params)."""
+        self.check(tree)
+
+    def _sum(self, a):
+        a = np.ascontiguousarray(a)
+        out = np.empty_like(a)
+        self.comm.Allreduce(a, out, op=self.MPI.SUM)
+        return out
+
+
+def _checksum(tree):
+    """A CRC of every leaf's bytes, in tree order."""
+    crc = 0
+    for leaf in tree_leaves(tree):
+        crc = zlib.crc32(np.ascontiguousarray(leaf).tobytes(), crc)
+    return crc
+
+
+class SingleProcess:
+    """``fit``'s default: one process, nothing shared (every method is the identity)."""
+    writes, size, rank = True, 1, 0
+
+    def shard(self, xb, yb):
+        return xb, yb, len(xb)
+
+    def batch(self, local_n, global_n):
+        return nullcontext()
+
+    def key(self, step_key):
+        return step_key
+
+    def reduce(self, grads, scores, weight):
+        return grads, scores
+
+    def after_step(self, params):
+        pass
+
+    def same_everywhere(self, tree):
+        pass
+
+    def end_epoch(self, params, state):
+        return state
+
+
+@contextmanager
+def abort_on_error(comm=None, prefix="", passing=()):
+    """Run a block on every rank; an exception on any rank prints ``rank k: message``
+    on stderr and aborts all ranks (exit status 1), instead of leaving the others
+    waiting for it. KeyboardInterrupt aborts too. Exceptions of the ``passing``
+    types (ones every rank raises alike) go on as usual."""
+    MPI = mpi()
+    comm = MPI.COMM_WORLD if comm is None else comm
+    try:
+        yield
+    except BaseException as err:            # noqa: B902 -- every rank must stop
+        if isinstance(err, passing) or (isinstance(err, SystemExit) and not err.code):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        if not isinstance(err, PurenetError):
+            message = f"{type(err).__name__}: {message}"
+        print(f"{prefix}rank {comm.Get_rank()}: {message}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        comm.Abort(1)
+

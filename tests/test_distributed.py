@@ -1,0 +1,95 @@
+"""Data-parallel training: N processes over MPI equal one process (float64)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import purenet as pn
+from purenet.ops.normalization import batch_norm, shared_statistics
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _mpi_ready():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("mpiexec") is not None
+
+
+needs_mpi = pytest.mark.skipif(not _mpi_ready(), reason="needs mpi4py and mpiexec "
+                                                        '(pip install "purenet[mpi]")')
+
+
+def _mpiexec(n, *args, timeout=120):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get(
+        "PYTHONPATH")])), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run(["mpiexec", "-n", str(n), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@needs_mpi
+def test_two_ranks_train_like_one_process():
+    done = _mpiexec(2, sys.executable, os.path.join(HERE, "mpi", "equal_training.py"))
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line}
+    for name in ("mlp", "cnn", "lstm"):
+        params, loss = map(float, rows[name])
+        assert params <= 1e-6 and loss <= 1e-6, (name, params, loss)
+    assert rows["cnn-per-rank-statistics"] == ["True"]
+
+
+@needs_mpi
+def test_an_error_on_one_rank_stops_every_rank():
+    script = ("from purenet.distributed import abort_on_error\n"
+              "from mpi4py import MPI\n"
+              "with abort_on_error():\n"
+              "    if MPI.COMM_WORLD.Get_rank() == 1:\n"
+              "        raise ValueError('bad shard')\n"
+              "    MPI.COMM_WORLD.Barrier()\n")
+    done = _mpiexec(2, sys.executable, "-c", script, timeout=60)
+    assert done.returncode != 0
+    assert "rank 1: ValueError: bad shard" in done.stderr
+
+
+def test_shared_statistics_of_one_process_are_its_own():
+    rng = np.random.default_rng(0)
+    x, gamma, beta = rng.standard_normal((6, 3, 4, 4)), rng.random(3) + 0.5, rng.random(3)
+    g = rng.standard_normal(x.shape)
+
+    def loss(args, shared):
+        if shared:
+            with shared_statistics(lambda a: a, 6, 6):
+                y, _, _ = batch_norm(*args)
+        else:
+            y, _, _ = batch_norm(*args)
+        return pn.ops.sum(y * g)
+
+    plain = pn.grad(lambda a: loss(a, False))((x, gamma, beta))
+    shared = pn.grad(lambda a: loss(a, True))((x, gamma, beta))
+    for a, b in zip(plain, shared):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_workers_without_mpi_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    from purenet import cli
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    status = cli.main(["train", "boston", "--workers", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1 and 'pip install "purenet[mpi]"' in err
+
+
+@needs_mpi
+def test_a_recipe_under_mpiexec_writes_once(tmp_path):
+    out = tmp_path / "out"
+    done = _mpiexec(2, sys.executable, "-m", "purenet", "train", "boston", "--epochs", "1",
+                    "--out", str(out), "--no-progress", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("wrote ") == 1
+    assert (out / "metrics.json").is_file()
