@@ -93,3 +93,23 @@ def test_a_recipe_under_mpiexec_writes_once(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("wrote ") == 1
     assert (out / "metrics.json").is_file()
+
+
+@needs_mpi
+def test_a_two_rank_checkpoint_resumes_in_one_process(tmp_path):
+    done = _mpiexec(2, sys.executable, os.path.join(HERE, "mpi", "checkpoint_two_ranks.py"),
+                    str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    sys.path.insert(0, os.path.join(HERE, "mpi"))
+    try:
+        from equal_training import mlp, relative_difference
+    finally:
+        sys.path.pop(0)
+    model, in_shape, x, y, loss, opt, batch = mlp()
+    _, params, state = model.init(pn.key(0), in_shape, np.float64)
+    common = dict(state=state, epochs=2, batch_size=batch, seed=5, verbose=0)
+    resumed = pn.fit(model, params, loss, opt, x, y, resume_from=str(tmp_path / "last.npz"),
+                     **common)
+    alone = pn.fit(model, params, loss, opt, x, y, **common)
+    assert len(resumed.history) == 2
+    assert relative_difference(resumed.params, alone.params) <= 1e-6
