@@ -112,6 +112,9 @@ def _check_params(ch, **params):
         _check_param(name, p, ch.c)
 
 
+_ALONE = (lambda sums: sums, 1, 1)     # one process: its batch is the global batch
+
+
 @primitive
 def batch_norm(x, gamma, beta, *, eps=1e-5):
     """Training-mode batch norm: ``x (N, C, ...)``, ``gamma, beta (C,)`` ->
@@ -119,50 +122,15 @@ def batch_norm(x, gamma, beta, *, eps=1e-5):
     ``mean (C,)`` and biased (1/m) variance ``var (C,)``, which are returned too."""
     ch = _Channels(x)
     _check_params(ch, gamma=gamma, beta=beta)
-    if _shared is not None:
-        return _shared_batch_norm(ch, x, gamma, beta, eps, *_shared)
-    m = x.size // ch.c
-    x2 = ch.flat(x)
-    mean = ch.sums(x2) / m
-    xhat = x2 - ch.spread(mean)
-    var = ch.sums(np.square(xhat)) / m
-    std = np.sqrt(var + eps)
-    inv = 1.0 / std
-    xhat *= ch.spread(inv)
-    y = xhat * ch.spread(gamma)
-    y += ch.spread(beta)
-
-    def backward(grads, needed):
-        # x̂ = (x-μ)·inv:  dβ = Σg,  dγ = Σ g x̂,  dx = γ·inv·(g - Σg/m - x̂ Σ(g x̂)/m)
-        #   + g_μ/m + g_σ²·2(x-μ)/m   (∂μ/∂x = 1/m; ∂σ²/∂x = 2(x-μ)/m, as Σ(x-μ) = 0)
-        g_y, g_mean, g_var = grads
-        dgamma = dbeta = None
-        shift, slope = np.zeros_like(mean), np.zeros_like(mean)    # dx = ... + shift + slope·x̂
-        if g_y is not None:
-            g2 = ch.flat(g_y)
-            dbeta, dgamma = ch.sums(g2), ch.sums(g2 * xhat)
-            scale = gamma * inv
-            shift -= scale * dbeta / m
-            slope -= scale * dgamma / m
-        if g_mean is not None:
-            shift += g_mean / m
-        if g_var is not None:
-            slope += g_var * (2 * std / m)          # x - μ = x̂·std
-        dx = None
-        if needed[0]:
-            dx = xhat * ch.spread(slope)
-            dx += ch.spread(shift)
-            if g_y is not None:
-                dx += g2 * ch.spread(scale)
-            dx = ch.unflat(dx)
-        return dx, (dgamma if needed[1] else None), (dbeta if needed[2] else None)
-
-    return (ch.unflat(y), mean, var), backward
+    reduce_sum, local_n, global_n = _shared or _ALONE
+    return _batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n)
 
 
-def _shared_batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n):
-    """``batch_norm`` over the global batch (see ``shared_statistics``): two sums over
-    the processes forward (the mean, then the variance about it) and one backward."""
+def _batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n):
+    """``batch_norm`` over the global batch that ``global_n`` examples make, this process
+    holding ``local_n`` (``shared_statistics``; alone, ``reduce_sum`` is the identity):
+    two sums over the processes forward (the mean, then the variance about it), one
+    backward."""
     m = x.size // ch.c                      # this process's values per channel
     total = m * global_n // local_n         # the global batch's
     weight = local_n / global_n
@@ -177,8 +145,10 @@ def _shared_batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n):
     y += ch.spread(beta)
 
     def backward(grads, needed):
-        # As in batch_norm with the sums over the global batch, each process's g weighted
-        # by its share w: Σ_all(w g) / (w·total) = Σ_all(w g) / m, in this process's units.
+        # x̂ = (x-μ)·inv:  dβ = Σg,  dγ = Σ g x̂,  dx = γ·inv·(g - Σg/m - x̂ Σ(g x̂)/m)
+        #   + g_μ/m + g_σ²·2(x-μ)/m   (∂μ/∂x = 1/m; ∂σ²/∂x = 2(x-μ)/m, as Σ(x-μ) = 0).
+        # Over several processes the sums run over the global batch, each process's g
+        # weighted by its share w: Σ_all(w g) / (w·total) = Σ_all(w g) / m.
         g_y, g_mean, g_var = grads
         zero = np.zeros_like(mean)
         g2 = ch.flat(g_y) if g_y is not None else None
