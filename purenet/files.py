@@ -143,6 +143,17 @@ def save_arrays(path, arrays, meta):
     atomic_write(path, lambda f: np.savez(f, **payload))
 
 
+def check_existing_file(path, kind):
+    """``path`` as a string; a ModelFileError unless it names an existing file (``kind``
+    says what file was expected, for the message)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: is a directory, not {kind}")
+    return path
+
+
 def load_arrays(path):
     """``(arrays, meta)`` from a file written by ``save_arrays``.
 
@@ -151,11 +162,7 @@ def load_arrays(path):
     cannot be read (corrupted, or stored with a compression NumPy cannot read: the
     message names the array), or missing or corrupted metadata.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path}: is a directory, not a purenet file")
+    path = check_existing_file(path, "a purenet file")
     try:
         with open(path, "rb") as f:
             head = f.read(len(NPY_MAGIC))

@@ -29,7 +29,7 @@ import os
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelFileError
-from ..files import atomic_write
+from ..files import atomic_write, check_existing_file
 from ..tree import tree_flatten_with_paths
 
 STATE_PREFIX = "state/"
@@ -154,10 +154,7 @@ def load_safetensors(path):
 
 def _read(where):
     """``(header dict, data bytes)`` from the file."""
-    if not os.path.exists(where):
-        raise ModelFileError(f"{where}: no such file")
-    if os.path.isdir(where):
-        raise ModelFileError(f"{where}: is a directory, not a safetensors file")
+    check_existing_file(where, "a safetensors file")
     try:
         with open(where, "rb") as f:
             size = os.fstat(f.fileno()).st_size
