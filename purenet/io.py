@@ -32,9 +32,7 @@ from . import initializers
 from .errors import ConfigError, DataError, ModelFileError, PurenetError, ShapeError
 from .export.safetensors import (STATE_PREFIX, load_safetensors, looks_like_safetensors,
                                  tensor_names, write_safetensors)
-# atomic_write and write_json are imported from here too
-from .files import (arrays_to_tree, atomic_write, json_text, load_arrays,  # noqa: F401
-                    save_arrays, tree_to_arrays, write_json)
+from .files import arrays_to_tree, json_text, load_arrays, save_arrays, tree_to_arrays
 from .layers.base import LAYER_TYPES, Layer, check_params, expected_shapes
 from .ops import activations
 from .random import key as make_key

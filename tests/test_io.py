@@ -9,7 +9,8 @@ import pytest
 
 from purenet.errors import ConfigError, ModelFileError, ShapeError
 from purenet.files import load_arrays, save_arrays
-from purenet.io import layer_from_config, layer_to_config, load_model, save_model, write_json
+from purenet.files import write_json
+from purenet.io import layer_from_config, layer_to_config, load_model, save_model
 from purenet.layers import Dense, Dropout, Flatten, Reshape, serial
 from purenet.ops import primitive
 from purenet.random import key

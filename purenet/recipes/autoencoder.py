@@ -24,7 +24,8 @@ from .. import optim
 from ..data import FASHION_MNIST_CLASSES, image_scale, load_idx_dataset, validation_split
 from ..data.idx import FASHION_MNIST_DIR
 from ..errors import ConfigError, DataError
-from ..io import save_model, write_json
+from ..files import write_json
+from ..io import save_model
 from ..random import generator, key
 from ..train import fit, predict
 from .autoencoder_model import autoencoder, embed_2d, encode, linear_probe, pca, \

@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import optim
 from ..data import book_boston_split, fit_standardizer, load_boston, standardize
-from ..io import save_model, write_json
+from ..files import write_json
+from ..io import save_model
 from ..layers import Dense, Dropout, serial
 from ..random import key
 from ..train import evaluate, fit

@@ -16,7 +16,8 @@ from ..data import (FASHION_MNIST_CLASSES, fit_image_normalizer, image_scale, lo
 from ..data.augment import compose, random_flip, random_shift
 from ..data.idx import FASHION_MNIST_DIR
 from ..errors import ConfigError, DataError
-from ..io import save_model, write_json
+from ..files import write_json
+from ..io import save_model
 from ..losses import softmax_cross_entropy
 from ..layers import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, serial
 from ..metrics import confusion_matrix

@@ -22,7 +22,8 @@ from .. import optim
 from ..data.datasets import load_tiny_shakespeare
 from ..data.text import bptt_batches, build_vocab, decode, encode, load_text, split_text
 from ..errors import ConfigError, DataError
-from ..io import save_model, write_json
+from ..files import write_json
+from ..io import save_model
 from ..layers import GRU, LSTM, Dense, Dropout, Embedding, SimpleRNN, reset_states, serial
 from ..losses import softmax_cross_entropy
 from ..ops import softmax

@@ -300,8 +300,8 @@ def _train_epoch(setup, run, epoch, batch_callbacks):
         params = apply_updates(params, updates)
         parallel.after_step(params)
         seen += total
-        for name, score in zip(sums, scores):
-            sums[name] += score
+        for name, part in zip(sums, scores):
+            sums[name] += part
         if total != n:
             value = scores[0] / total
         display.update(seen if source.unit == "examples" else steps, sums["loss"] / seen)
