@@ -18,6 +18,10 @@ Everything a model needs is imported here; only NumPy is required.
 """
 __version__ = "0.1.0"
 
+from . import memory
+
+memory.apply_default()           # freed big arrays stay in the process (see memory.py)
+
 from . import data, export, initializers, layers, losses, metrics, ops, optim, random, tree
 from .autodiff import grad, stop_gradient, value_and_grad, vjp
 from .io import load_model, save_model

@@ -46,32 +46,33 @@ def _trace_tree(tree, trace, where, strict=True):
     ``strict``: a leaf that is neither an array nor a number is a TypeError (``grad``);
     otherwise it passes through untraced (``vjp`` of a function with settings)."""
     leaves = []
+    return _trace_leaves(tree, tree, trace, where, strict, leaves), leaves
 
-    def visit(node):
-        kind = type(node)
-        if kind is dict:
-            return {k: visit(v) for k, v in node.items()}
-        if kind is np.ndarray and node.dtype.kind in "fc":
-            arg_node = Node("argument", trace)
-            leaves.append((arg_node, node))
-            return Traced(node, arg_node)
-        if isinstance(node, (list, tuple)):
-            return type(node)(visit(v) for v in node)
-        if kind is Traced:
-            raise TracingError("higher-order gradients (grad of grad) are not supported: "
-                               f"{where}{_path_to(tree, node)} is already being differentiated")
-        if strict and not _is_leaf_array(node):
-            raise TypeError(f"{where}{_path_to(tree, node)} is a {kind.__name__}; differentiated "
-                            "arguments must be arrays, numbers, or dicts/lists/tuples of them")
-        if isinstance(node, (float, np.floating, np.complexfloating, complex)):
-            value = np.asarray(node)
-            arg_node = Node("argument", trace)
-            leaves.append((arg_node, value))
-            return Traced(value, arg_node)
-        leaves.append((None, node))
-        return node
 
-    return visit(tree), leaves
+def _trace_leaves(node, tree, trace, where, strict, leaves):
+    """``_trace_tree``'s walk: ``node`` traced, its leaves appended to ``leaves``."""
+    kind = type(node)
+    if kind is dict:
+        return {k: _trace_leaves(v, tree, trace, where, strict, leaves) for k, v in node.items()}
+    if kind is np.ndarray and node.dtype.kind in "fc":
+        arg_node = Node("argument", trace)
+        leaves.append((arg_node, node))
+        return Traced(node, arg_node)
+    if isinstance(node, (list, tuple)):
+        return type(node)(_trace_leaves(v, tree, trace, where, strict, leaves) for v in node)
+    if kind is Traced:
+        raise TracingError("higher-order gradients (grad of grad) are not supported: "
+                           f"{where}{_path_to(tree, node)} is already being differentiated")
+    if strict and not _is_leaf_array(node):
+        raise TypeError(f"{where}{_path_to(tree, node)} is a {kind.__name__}; differentiated "
+                        "arguments must be arrays, numbers, or dicts/lists/tuples of them")
+    if isinstance(node, (float, np.floating, np.complexfloating, complex)):
+        value = np.asarray(node)
+        arg_node = Node("argument", trace)
+        leaves.append((arg_node, value))
+        return Traced(value, arg_node)
+    leaves.append((None, node))
+    return node
 
 
 def _gradient_tree(tree, leaves, grads, handed_out):
@@ -79,29 +80,34 @@ def _gradient_tree(tree, leaves, grads, handed_out):
 
     Two leaves never share one array (``a + b`` sends the same gradient to both), so
     a caller may change one in place; ``handed_out`` holds the ids already returned."""
-    it = iter(leaves)
+    return _gradient_leaves(tree, iter(leaves), grads, handed_out)
 
-    def build(node):
-        kind = type(node)
-        if kind is dict:
-            return {k: build(v) for k, v in node.items()}
-        if kind is not np.ndarray and isinstance(node, (list, tuple)):
-            return type(node)(build(v) for v in node)
-        arg_node, value = next(it)
-        if arg_node is None:
-            return None
-        g = grads.get(arg_node)
-        if g is None:
-            return np.zeros_like(value)
-        if id(g) in handed_out:
-            g = np.array(g)
-        handed_out.add(id(g))
-        return g
-    return build(tree)
+
+def _gradient_leaves(node, leaves, grads, handed_out):
+    """``_gradient_tree``'s walk, taking the leaves from the iterator ``leaves`` in order."""
+    kind = type(node)
+    if kind is dict:
+        return {k: _gradient_leaves(v, leaves, grads, handed_out) for k, v in node.items()}
+    if kind is not np.ndarray and isinstance(node, (list, tuple)):
+        return type(node)(_gradient_leaves(v, leaves, grads, handed_out) for v in node)
+    arg_node, value = next(leaves)
+    if arg_node is None:
+        return None
+    g = grads.get(arg_node)
+    if g is None:
+        return np.zeros_like(value)
+    if id(g) in handed_out:
+        g = np.array(g)
+    handed_out.add(id(g))
+    return g
 
 
 def _run(f, args, argnums, kwargs, strict=True):
-    """Call ``f`` with the arguments in ``argnums`` traced: ``(out, [(arg, leaves)])``."""
+    """Call ``f`` with the arguments in ``argnums`` traced: ``(out, [(arg, leaves)], trace)``.
+
+    The trace and its nodes refer to each other (each node names its trace, the trace
+    lists its nodes), so a trace no longer needed must have its tape cleared: left to
+    the garbage collector, every step's activations would outlive the step."""
     trace = Trace()
     traced_args, record = list(args), []
     for i in argnums:
@@ -112,9 +118,12 @@ def _run(f, args, argnums, kwargs, strict=True):
     ACTIVE.append(trace)
     try:
         out = f(*traced_args, **kwargs)
+    except BaseException:
+        trace.tape.clear()
+        raise
     finally:
         ACTIVE.pop()
-    return out, record
+    return out, record, trace
 
 
 def stop_gradient(x):
@@ -151,13 +160,16 @@ def value_and_grad(f, argnums=0, has_aux=False):
     fname = getattr(f, "__name__", "the function")
 
     def wrapped(*args, **kwargs):
-        out, record = _run(f, args, nums, kwargs)
-        if has_aux:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"grad: with has_aux=True, {fname} must return (value, aux)")
-            out, aux = out
-        seed = _scalar_seed(out, fname)
-        grads = backward_pass([(out, seed)], consume=True) if type(out) is Traced else {}
+        out, record, trace = _run(f, args, nums, kwargs)
+        try:
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise TypeError(f"grad: with has_aux=True, {fname} must return (value, aux)")
+                out, aux = out
+            seed = _scalar_seed(out, fname)
+            grads = backward_pass([(out, seed)], consume=True) if type(out) is Traced else {}
+        finally:
+            trace.tape.clear()
         handed_out = set()
         gradients = tuple(_gradient_tree(arg, leaves, grads, handed_out) for arg, leaves in record)
         value = stop_gradient(out)
@@ -189,7 +201,7 @@ def vjp(f, *args):
 
     The pullback may be called more than once.
     """
-    out, record = _run(f, args, range(len(args)), {}, strict=False)
+    out, record, _ = _run(f, args, range(len(args)), {}, strict=False)
 
     def pullback(g):
         seeds = []

@@ -537,3 +537,30 @@ def test_plain_calls_record_nothing():
     assert type(out) is not Traced
     _, pullback = pn.vjp(lambda x: ops.sum(x), randn(3))
     assert ACTIVE == []
+
+
+def test_a_training_step_leaves_no_reference_cycles():
+    # cycles would keep every activation of a step alive until the garbage collector ran
+    import gc
+    from purenet import optim
+    from purenet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, serial
+    from purenet.train import train_step
+    model = serial(Conv2D(4, 3, padding="same"), BatchNorm(), MaxPool2D(2), Flatten(),
+                   Dense(8, "relu"), Dropout(0.5), Dense(3))
+    _, params, state = model.init(pn.key(0), (1, 6, 6))
+    opt = optim.adam(1e-3)
+    opt_state = opt.init(params)
+    x = np.random.default_rng(0).standard_normal((5, 1, 6, 6))
+    y = np.array([0, 1, 2, 0, 1])
+    step = (model, "softmax_cross_entropy", opt, params, state, opt_state, x, y, pn.key(1))
+    train_step(*step)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        train_step(*step)
+        pn.grad(lambda p: pn.ops.sum(p["w"] * 2.0))({"w": np.ones(3)})
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()

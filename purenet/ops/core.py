@@ -50,6 +50,7 @@ does the generic parts:
   ``ShapeError`` naming the primitive and the argument.
 """
 import functools
+import itertools
 
 import numpy as np
 
@@ -177,16 +178,17 @@ def _is_float(value):
     return getattr(value, "dtype", None) is not None and value.dtype.kind in "fc"
 
 
-def _wrap_outputs(out, node):
-    """Wrap the floating-point leaves of a tuple output, numbering them in flatten order."""
-    counter = iter(range(1 << 62))
+# The tree walks below recurse through module-level functions, not nested closures:
+# a closure that calls itself is a reference cycle, which would keep whatever it
+# refers to (nodes, gradients) alive until the garbage collector happens to run.
 
-    def wrap(o):
-        if isinstance(o, tuple):
-            return tuple(wrap(v) for v in o)
-        index = next(counter)
-        return Traced(o, node, index) if _is_float(o) else o
-    return wrap(out)
+def _wrap_outputs(out, node, counter=None):
+    """Wrap the floating-point leaves of a tuple output, numbering them in flatten order."""
+    counter = itertools.count() if counter is None else counter
+    if isinstance(out, tuple):
+        return tuple(_wrap_outputs(v, node, counter) for v in out)
+    index = next(counter)
+    return Traced(out, node, index) if _is_float(out) else out
 
 
 class Primitive:
@@ -240,13 +242,13 @@ def primitive(fn=None, *, name=None):
 
 # --- the backward pass ---------------------------------------------------------
 
-def _output_grads(node, slots):
-    """The gradient a multi-output node's backward receives: a tree like its output."""
-    counter = iter(range(1 << 62))
-
-    def build(o):
-        return tuple(build(v) for v in o) if isinstance(o, tuple) else slots.get(next(counter))
-    return build(node.outputs)
+def _output_grads(outputs, slots, counter=None):
+    """The gradient a multi-output node's backward receives: a tree like its ``outputs``,
+    leaf ``k`` (in flatten order) being ``slots.get(k)``."""
+    counter = itertools.count() if counter is None else counter
+    if isinstance(outputs, tuple):
+        return tuple(_output_grads(v, slots, counter) for v in outputs)
+    return slots.get(next(counter))
 
 
 def _call_backward(node, g):
@@ -292,7 +294,7 @@ def backward_pass(seeds, consume=False):
         if g is None:
             continue
         single = node.outputs is None
-        all_grads = _call_backward(node, g if single else _output_grads(node, g))
+        all_grads = _call_backward(node, g if single else _output_grads(node.outputs, g))
         if consume:
             node.backward = None
         for i, parent, shape in node.parents:
