@@ -5,9 +5,11 @@ matrices of a few megabytes each. glibc's malloc serves a block above its mmap
 threshold (128 KB at first, then raised only as far as the largest block freed so
 far) with a fresh mapping from the kernel and unmaps it when it is freed, and it
 gives the top of its heap back once more than 128 KB is free there. Either way the
-next step's arrays arrive as new pages that the kernel zeroes on first touch: for
-the Fashion-MNIST ``cnn`` recipe's first batch norm (a (128, 32, 28, 28) batch) that
-doubled the time of its forward and backward (``bench/bench_memory.py`` measures it).
+next step's arrays arrive as new pages that the kernel zeroes on first touch. For
+the Fashion-MNIST ``cnn`` recipe's training step that was 10,000-13,000 page faults
+and 262-290 ms a step, against 19-55 faults and 166 ms with the memory kept
+(``bench/bench_memory.py``, AMD EPYC, 2 threads; on a virtual machine a page fault
+can cost far more than on bare metal).
 
 ``keep_freed_memory()`` sets the mmap threshold to glibc's upper limit (32 MB on
 64-bit systems) and never trims the heap, so freed blocks up to 32 MB stay in the
