@@ -25,9 +25,9 @@ PyTorch's DistributedDataParallel does) and keeps its own running averages
 (as DDP with ``broadcast_buffers=False``: the result and checkpoints hold rank 0's
 layer state); with ``sync_batch_norm=True`` the statistics (and the sums in batch
 norm's backward) are taken over the global batch, which makes training equal to
-one process's. Dropout draws each rank's mask with its own
-key (rank 0's is the single-process key); augmentation runs on the global batch
-before it is split, so it matches one process exactly.
+one process's. Dropout draws the global batch's masks on every rank and keeps its
+shard's rows, and augmentation runs on the global batch before it is split, so
+both match one process exactly.
 
 Only rank 0 writes (checkpoints, ``ModelCheckpoint``, ``CSVLogger``) and shows
 progress; every rank runs the callbacks, on the same logs, so they all make the
@@ -48,7 +48,7 @@ import numpy as np
 
 from .errors import ConfigError, PurenetError
 from .ops.normalization import shared_statistics
-from .random import fold_in
+from .random import batch_rows
 from .tree import tree_leaves, tree_unflatten_like
 
 INSTALL_HINT = 'pip install "purenet[mpi]"'
@@ -113,7 +113,8 @@ class DataParallel:
     # --- one step ------------------------------------------------------------------
 
     def shard(self, xb, yb):
-        """This rank's part of the global batch: ``(xb, yb, global batch size)``."""
+        """This rank's part of the global batch: ``(xb, yb, its rows (a slice), global
+        batch size)``."""
         n = len(xb)
         if n < self.size:
             raise ConfigError(f"a batch of {n} example(s) cannot be split over {self.size} "
@@ -122,17 +123,18 @@ class DataParallel:
         share, extra = divmod(n, self.size)
         start = self.rank * share + min(self.rank, extra)
         stop = start + share + (self.rank < extra)
-        return xb[start:stop], None if yb is None else yb[start:stop], n
+        return xb[start:stop], None if yb is None else yb[start:stop], slice(start, stop), n
 
-    def batch(self, local_n, global_n):
-        """The context the forward and backward of a step run in."""
-        if not self.sync_batch_norm:
-            return nullcontext()
-        return shared_statistics(self._sum, local_n, global_n)
-
-    def key(self, step_key):
-        """The dropout key of this rank's shard."""
-        return step_key if self.rank == 0 else fold_in(step_key, self.rank)
+    @contextmanager
+    def batch(self, rows, global_n):
+        """The context the forward and backward of a step run in: dropout draws the global
+        batch's masks and keeps this rank's ``rows``; with ``sync_batch_norm`` batch norm
+        takes its statistics over the global batch."""
+        local_n = rows.stop - rows.start
+        with batch_rows(rows.start, global_n), (
+                shared_statistics(self._sum, local_n, global_n) if self.sync_batch_norm
+                else nullcontext()):
+            yield
 
     def reduce(self, grads, scores, weight):
         """``(sum of weight·grads, sum of scores)`` over the ranks: one Allreduce of one
@@ -201,13 +203,10 @@ class SingleProcess:
     writes, size, rank = True, 1, 0
 
     def shard(self, xb, yb):
-        return xb, yb, len(xb)
+        return xb, yb, slice(0, len(xb)), len(xb)
 
-    def batch(self, local_n, global_n):
+    def batch(self, rows, global_n):
         return nullcontext()
-
-    def key(self, step_key):
-        return step_key
 
     def reduce(self, grads, scores, weight):
         return grads, scores

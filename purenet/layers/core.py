@@ -5,7 +5,7 @@ from .. import initializers
 from ..errors import ConfigError, ShapeError
 from ..ops import activations
 from ..ops.linear import flatten, linear, reshape
-from ..random import generator, split
+from ..random import batch_uniform, split
 from .base import Layer, layer_constructor, positive_int, real_number
 
 
@@ -69,7 +69,7 @@ def Dropout(drop_prob):
             return x, state
         if key is None:
             raise ValueError("Dropout in training needs a random key: pass key=... to apply/fit")
-        mask = generator(key).random(x.shape, dtype=np.float32) < keep
+        mask = batch_uniform(key, x.shape) < keep
         return x * (mask * np.asarray(1.0 / keep, dtype=x.dtype)), state
 
     return Layer("dropout", lambda key, in_shape, dtype: (in_shape, {}, {}), apply)

@@ -191,7 +191,7 @@ def _check_functions(loss, optimizer, augment):
 
 
 def _check_parallel(distributed):
-    needed = ("shard", "batch", "key", "reduce", "after_step", "same_everywhere", "end_epoch")
+    needed = ("shard", "batch", "reduce", "after_step", "same_everywhere", "end_epoch")
     if not all(callable(getattr(distributed, name, None)) for name in needed):
         raise ConfigError(f"distributed must be a purenet.distributed.DataParallel or None, "
                           f"got {distributed!r}")
@@ -288,12 +288,12 @@ def _train_epoch(setup, run, epoch, batch_callbacks):
     for step, (xb, yb) in enumerate(source.epoch(epoch, shuffle_key)):
         if setup.augment is not None:
             xb = setup.augment(xb, fold_in(augment_root, step))
-        xb, yb, total = parallel.shard(xb, yb)       # this process's part of the batch
+        xb, yb, rows, total = parallel.shard(xb, yb)     # this process's part of the batch
         n, steps = len(xb), step + 1
-        with parallel.batch(n, total):
+        with parallel.batch(rows, total):
             value, grads, state, pred = loss_and_grads(
                 setup.model, setup.loss, params, state, xb, yb,
-                key=parallel.key(fold_in(dropout_root, step)), with_pred=True)
+                key=fold_in(dropout_root, step), with_pred=True)
         scores = [value * n] + [fn(pred, yb) * n for fn in metrics.values()]
         grads, scores = parallel.reduce(grads, scores, n / total)    # summed over processes
         updates, opt_state = setup.optimizer.update(grads, opt_state, params)

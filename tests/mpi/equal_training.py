@@ -1,5 +1,6 @@
 """Run under ``mpiexec -n N``: train three small models with ``DataParallel`` and
-compare their params with one process's training on the same global batches.
+compare their params with one process's training on the same global batches
+(dropout included: every rank keeps its rows of the global batch's masks).
 
 Prints one line per model on rank 0: ``<name> <largest relative difference of a
 param or state leaf> <largest relative difference of an epoch's loss>``.
@@ -10,7 +11,8 @@ import numpy as np
 
 from purenet import optim
 from purenet.distributed import DataParallel, abort_on_error
-from purenet.layers import LSTM, BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, serial, Activation
+from purenet.layers import (LSTM, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten,
+                            MaxPool2D, serial)
 from purenet.random import key
 from purenet.train import fit
 from purenet.tree import tree_leaves
@@ -19,7 +21,7 @@ from purenet.tree import tree_leaves
 def mlp():
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((45, 6)), rng.standard_normal((45, 2))
-    model = serial(Dense(16), Activation("tanh"), Dense(2))
+    model = serial(Dense(16), Activation("tanh"), Dropout(0.3), Dense(2))
     return model, (6,), x, y, "mse", optim.sgd(0.05, momentum=0.9), 8
 
 
@@ -27,7 +29,7 @@ def cnn():
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((27, 1, 8, 8)), rng.integers(0, 3, 27)
     model = serial(Conv2D(4, 3, padding="same", use_bias=False), BatchNorm(), Activation("relu"), MaxPool2D(2),
-                   Flatten(), Dense(3))
+                   Flatten(), Dropout(0.2), Dense(3))
     return model, (1, 8, 8), x, y, "softmax_cross_entropy", optim.adam(0.01), 10
 
 
