@@ -19,7 +19,7 @@ back to the pool when the backward closure becomes garbage, that is
 
 * at once after a call on plain arrays (inference), which drops the backward;
 * inside ``grad``, as soon as the engine has run that backward (it drops each
-  one once run), or when the trace is dropped if no gradient reached it;
+  one once run), or, if no gradient reached it, when ``grad`` clears its tape;
 * when a ``vjp`` pullback that holds it is dropped (the tape and its trace refer
   to each other, so that waits for Python's cycle collector).
 
