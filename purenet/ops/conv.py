@@ -59,6 +59,10 @@ def _transposed_pads(geom):
     return pads if min(min(p) for p in pads) >= 0 else None
 
 
+# The transposed route is taken up to this C_out / C_in (bench/bench_conv_constants.py).
+TRANSPOSED_MAX_RATIO = 4
+
+
 def input_grad(gt, w, geom, dtype):
     """dx, channels-last (N, H, W, C_in), of a convolution with output gradient ``gt``
     (channels-last), by the cheaper of two exact routes.
@@ -71,7 +75,7 @@ def input_grad(gt, w, geom, dtype):
     """
     pads = _transposed_pads(geom)
     c_in, c_out = w.shape[2:]
-    if pads is not None and c_out <= 4 * c_in:
+    if pads is not None and c_out <= TRANSPOSED_MAX_RATIO * c_in:
         back = Geometry(geom.out_hw, geom.kernel_hw, 1, pads, geom.dilation)
         flipped = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c_in)
         return correlate(pad_hw(gt, back.pads), flipped, back, dtype)
