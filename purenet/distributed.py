@@ -33,7 +33,8 @@ Only rank 0 writes (checkpoints, ``ModelCheckpoint``, ``CSVLogger``) and shows
 progress; every rank runs the callbacks, on the same logs, so they all make the
 same decisions (early stopping, learning-rate changes). ``BackupAndRestore``
 resumes on any number of ranks: a run's randomness depends on ``(seed, epoch)``
-only. Validation runs on every rank (the same numbers everywhere).
+only. Validation is shared out: each rank predicts its part of the validation set
+and every rank scores all the predictions (the same numbers everywhere).
 
 An exception on one rank would leave the others waiting in the next collective:
 ``abort_on_error`` (which ``purenet`` commands use) prints ``rank k: message`` and
@@ -120,10 +121,14 @@ class DataParallel:
             raise ConfigError(f"a batch of {n} example(s) cannot be split over {self.size} "
                               "processes: use a batch size (and a data set) of at least one "
                               "example per process")
+        rows = self._rows(n)
+        return xb[rows], None if yb is None else yb[rows], rows, n
+
+    def _rows(self, n):
+        """This rank's contiguous share of ``n`` rows, as a slice (``np.array_split``'s sizes)."""
         share, extra = divmod(n, self.size)
         start = self.rank * share + min(self.rank, extra)
-        stop = start + share + (self.rank < extra)
-        return xb[start:stop], None if yb is None else yb[start:stop], slice(start, stop), n
+        return slice(start, start + share + (self.rank < extra))
 
     @contextmanager
     def batch(self, rows, global_n):
@@ -154,6 +159,13 @@ class DataParallel:
             out.append(buffer[at:at + size].reshape(leaf.shape))
             at += size
         return tree_unflatten_like(grads, out), [float(v) for v in buffer[at:]]
+
+    def map_rows(self, fn, x):
+        """``fn(x)`` computed in parts: each rank applies ``fn`` to its contiguous share
+        of the rows of ``x`` (validation), and every rank gets all the results, in order."""
+        if len(x) < self.size:          # too few rows to give every rank one
+            return fn(x)
+        return np.concatenate(self.comm.allgather(fn(x[self._rows(len(x))])))
 
     def after_step(self, params):
         """Count the step; compare the ranks' params every ``check_every`` steps."""
@@ -210,6 +222,9 @@ class SingleProcess:
 
     def reduce(self, grads, scores, weight):
         return grads, scores
+
+    def map_rows(self, fn, x):
+        return fn(x)
 
     def after_step(self, params):
         pass

@@ -41,6 +41,7 @@ def test_two_ranks_train_like_one_process():
     for name in ("mlp", "cnn", "lstm"):
         params, loss = map(float, rows[name])
         assert params <= 1e-6 and loss <= 1e-6, (name, params, loss)
+    assert float(rows["mlp-validation"][0]) <= 1e-12, rows["mlp-validation"]
     assert rows["cnn-per-rank-statistics"] == ["True"]
 
 

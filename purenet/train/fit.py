@@ -191,7 +191,8 @@ def _check_functions(loss, optimizer, augment):
 
 
 def _check_parallel(distributed):
-    needed = ("shard", "batch", "reduce", "after_step", "same_everywhere", "end_epoch")
+    needed = ("shard", "batch", "reduce", "map_rows", "after_step", "same_everywhere",
+              "end_epoch")
     if not all(callable(getattr(distributed, name, None)) for name in needed):
         raise ConfigError(f"distributed must be a purenet.distributed.DataParallel or None, "
                           f"got {distributed!r}")
@@ -339,6 +340,7 @@ def _learning_rate(optimizer, opt_state, epoch):
 def _validate(setup, run):
     """``{"val_loss": ..., "val_<metric>": ...}`` on the validation set."""
     x_val, y_val = setup.val
-    pred = predict(setup.model, run.params, x_val, run.state,
-                   max(getattr(setup.source, "batch_size", 0), EVAL_BATCH_SIZE))
+    batch_size = max(getattr(setup.source, "batch_size", 0), EVAL_BATCH_SIZE)
+    pred = setup.parallel.map_rows(
+        lambda rows: predict(setup.model, run.params, rows, run.state, batch_size), x_val)
     return {f"val_{k}": v for k, v in score(pred, y_val, setup.loss, setup.metrics).items()}

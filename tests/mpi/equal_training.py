@@ -58,6 +58,15 @@ def main():
         losses = np.array(together.history.history["loss"]) / alone.history.history["loss"] - 1
         if parallel.rank == 0:
             print(build.__name__, f"{diff:.3g}", f"{np.max(np.abs(losses)):.3g}", flush=True)
+    # validation is shared out over the ranks: the same figures as one process's
+    model, in_shape, x, y, loss, opt, batch = mlp()
+    _, params, state = model.init(key(0), in_shape, np.float64)
+    common = dict(epochs=2, batch_size=batch, seed=5, verbose=0, validation_data=(x[:7], y[:7]))
+    alone = fit(model, params, loss, opt, x[7:], y[7:], **common).history.history["val_loss"]
+    together = fit(model, params, loss, opt, x[7:], y[7:], distributed=parallel,
+                   **common).history.history["val_loss"]
+    if parallel.rank == 0:
+        print("mlp-validation", f"{np.max(np.abs(np.array(together) / alone - 1)):.3g}", flush=True)
     # per-rank batch statistics (the default) train too, the ranks in step, but differ
     model, in_shape, x, y, loss, opt, batch = cnn()
     _, params, state = model.init(key(0), in_shape, np.float64)
