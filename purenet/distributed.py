@@ -41,7 +41,9 @@ An exception on one rank would leave the others waiting in the next collective:
 aborts every rank instead.
 """
 import os
+import signal
 import sys
+import threading
 import zlib
 from contextlib import contextmanager, nullcontext
 
@@ -100,7 +102,7 @@ class DataParallel:
         self.comm = self.MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.sync_batch_norm, self.check_every = bool(sync_batch_norm), check_every
-        self._steps = 0
+        self._steps, self._interrupted = 0, False
 
     def __repr__(self):
         return (f"DataParallel(rank {self.rank} of {self.size}, "
@@ -143,22 +145,46 @@ class DataParallel:
 
     def reduce(self, grads, scores, weight):
         """``(sum of weight·grads, sum of scores)`` over the ranks: one Allreduce of one
-        flat buffer holding every gradient leaf and then the scores."""
+        flat buffer holding every gradient leaf, then the scores, then the number of
+        ranks that were interrupted (``interrupts``): if any, every rank raises
+        KeyboardInterrupt here, after the same step."""
         leaves = [np.asarray(g) for g in tree_leaves(grads)]
         dtype = np.result_type(*leaves) if leaves else np.float64
         sizes = [leaf.size for leaf in leaves]
-        buffer = np.empty(sum(sizes) + len(scores), dtype)
+        buffer = np.empty(sum(sizes) + len(scores) + 1, dtype)
         at = 0
         for leaf, size in zip(leaves, sizes):
             np.multiply(leaf.reshape(-1), weight, out=buffer[at:at + size])
             at += size
-        buffer[at:] = scores
+        buffer[at:-1] = scores
+        buffer[-1] = self._interrupted
         self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        if buffer[-1] > 0:
+            raise KeyboardInterrupt
         out, at = [], 0
         for leaf, size in zip(leaves, sizes):
             out.append(buffer[at:at + size].reshape(leaf.shape))
             at += size
-        return tree_unflatten_like(grads, out), [float(v) for v in buffer[at:]]
+        return tree_unflatten_like(grads, out), [float(v) for v in buffer[at:-1]]
+
+    @contextmanager
+    def interrupts(self):
+        """While ``fit`` trains, Ctrl-C (SIGINT) in any rank only marks it interrupted;
+        the next step's Allreduce tells every rank, and all of them stop after that same
+        step. (A KeyboardInterrupt raised in one rank alone would leave the others
+        waiting in a collective, or stop them after different steps.)"""
+        self._interrupted = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._mark_interrupted)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _mark_interrupted(self, signum, frame):
+        self._interrupted = True
 
     def map_rows(self, fn, x):
         """``fn(x)`` computed in parts: each rank applies ``fn`` to its contiguous share
@@ -225,6 +251,9 @@ class SingleProcess:
 
     def map_rows(self, fn, x):
         return fn(x)
+
+    def interrupts(self):
+        return nullcontext()
 
     def after_step(self, params):
         pass

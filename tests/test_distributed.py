@@ -46,6 +46,19 @@ def test_two_ranks_train_like_one_process():
 
 
 @needs_mpi
+def test_ctrl_c_in_one_rank_stops_every_rank_after_the_same_step():
+    # before: rank 1 stopped alone and rank 0 waited in its next Allreduce for ever
+    done = _mpiexec(2, sys.executable, os.path.join(HERE, "mpi", "interrupt_one_rank.py"),
+                    timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = sorted(line.split() for line in done.stdout.splitlines() if line.startswith("rank"))
+    assert [r[:2] for r in rows] == [["rank", "0"], ["rank", "1"]]
+    assert all(r[2] == "True" for r in rows)               # both interrupted
+    assert rows[0][3:] == rows[1][3:]                        # same epochs kept, same params
+    assert rows[0][3] == "2"
+
+
+@needs_mpi
 def test_an_error_on_one_rank_stops_every_rank():
     script = ("from purenet.distributed import abort_on_error\n"
               "from mpi4py import MPI\n"

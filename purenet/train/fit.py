@@ -191,8 +191,8 @@ def _check_functions(loss, optimizer, augment):
 
 
 def _check_parallel(distributed):
-    needed = ("shard", "batch", "reduce", "map_rows", "after_step", "same_everywhere",
-              "end_epoch")
+    needed = ("shard", "batch", "reduce", "map_rows", "interrupts", "after_step",
+              "same_everywhere", "end_epoch")
     if not all(callable(getattr(distributed, name, None)) for name in needed):
         raise ConfigError(f"distributed must be a purenet.distributed.DataParallel or None, "
                           f"got {distributed!r}")
@@ -238,7 +238,8 @@ def _fit(setup, run):
     completed = [run.params, run.state, run.opt_state, len(run.history)]
     try:
         if not run.stop_training:
-            _train(setup, run, completed)
+            with setup.parallel.interrupts():      # over MPI: every rank stops together
+                _train(setup, run, completed)
     except KeyboardInterrupt:
         run.params, run.state, run.opt_state, kept = completed
         del run.history.logs[kept:]
