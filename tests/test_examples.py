@@ -47,3 +47,14 @@ def test_autodiff_story_matches_the_hand_derivative_and_learns(capsys):
     expected = {"W2": h.T @ d_out, "b2": d_out.sum(0), "W1": x.T @ d_pre, "b1": d_pre.sum(0)}
     for name, value in expected.items():
         np.testing.assert_allclose(grads[name], value, rtol=1e-10, atol=1e-12)
+
+
+def test_recipe_candidates_are_scored_on_validation_only():
+    example = load("choose_cnn_recipe.py")
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((40, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 40)
+    val = rng.standard_normal((12, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 12)
+    result = example["train_candidate"](train, val, epochs=1, augment=True, seed=0)
+    assert result["epochs"] == 1 and result["augment"] is True
+    assert len(result["val_accuracy"]) == 1 and 0.0 <= result["last_val_accuracy"] <= 1.0
+    assert "test_accuracy" not in result
