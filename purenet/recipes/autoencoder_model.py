@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, Reshape, serial
 from ..random import key
 from ..train import fit, predict
+from ..train.evaluate import DEFAULT_BATCH_SIZE
 
 CHANNELS = (32, 64)
 # PyTorch's default initialisation, U(±1/sqrt(fan_in)) for weights and biases, and its
@@ -50,7 +51,7 @@ def autoencoder(latent=28):
     return serial(encoder(latent), decoder(latent))
 
 
-def encode(model, params, images, state=None, batch_size=1024):
+def encode(model, params, images, state=None, batch_size=DEFAULT_BATCH_SIZE):
     """Latent codes (N, latent) of images (N, 1, 28, 28) by the model's encoder."""
     enc = next((child for child in model.children if child.name == "encoder"), None)
     if enc is None:
@@ -60,7 +61,7 @@ def encode(model, params, images, state=None, batch_size=1024):
     return predict(enc, params[enc.name], images, state.get(enc.name, {}), batch_size)
 
 
-def reconstruction_mse(model, params, images, state=None, batch_size=1024):
+def reconstruction_mse(model, params, images, state=None, batch_size=DEFAULT_BATCH_SIZE):
     """Mean squared error per pixel of the reconstructions of ``images``."""
     out = predict(model, params, images, {} if state is None else state, batch_size)
     return float(np.mean((out - images) ** 2))

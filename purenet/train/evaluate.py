@@ -20,7 +20,11 @@ from ..data.validate import as_numeric_array
 from ..errors import ConfigError, DataError
 from ..layers.base import check_params
 
-DEFAULT_BATCH_SIZE = 1024
+# Examples per forward pass when predicting or evaluating. Small enough that a conv net's
+# activations stay under the 32 MB that malloc recycles (see ``purenet.memory``): the
+# ``cnn`` recipe predicts 5,000 images in 2.5 s at 256 and 4.3 s at 1024 (page faults);
+# an MLP is as fast at 256 as at 1024.
+DEFAULT_BATCH_SIZE = 256
 
 
 def _check_batch_size(batch_size):

@@ -53,12 +53,10 @@ from ..random import fold_in, key, split
 from ..tree import tree_leaves
 from .callbacks import Run, all_finite, arrange, defines, warn
 from .checkpoint import BackupAndRestore, array_fingerprint
-from .evaluate import metric_fns, predict, score
+from .evaluate import DEFAULT_BATCH_SIZE, metric_fns, predict, score
 from .history import History
 from .progress import Display, resolve_verbose
 from .step import loss_and_grads
-
-EVAL_BATCH_SIZE = 1024
 
 
 class FitResult(NamedTuple):
@@ -341,7 +339,7 @@ def _learning_rate(optimizer, opt_state, epoch):
 def _validate(setup, run):
     """``{"val_loss": ..., "val_<metric>": ...}`` on the validation set."""
     x_val, y_val = setup.val
-    batch_size = max(getattr(setup.source, "batch_size", 0), EVAL_BATCH_SIZE)
+    batch_size = max(getattr(setup.source, "batch_size", 0), DEFAULT_BATCH_SIZE)
     pred = setup.parallel.map_rows(
         lambda rows: predict(setup.model, run.params, rows, run.state, batch_size), x_val)
     return {f"val_{k}": v for k, v in score(pred, y_val, setup.loss, setup.metrics).items()}
