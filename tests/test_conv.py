@@ -100,6 +100,20 @@ def test_one_sample_chunks_give_the_same_results(case, monkeypatch):
     test_conv2d_matches_loop_reference(case)
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[6], CASES[8], CASES[9], CASES[10]],
+                         ids=[IDS[i] for i in (1, 4, 6, 8, 9, 10)])
+def test_both_input_gradient_routes_agree(case, monkeypatch):
+    # stride-1 convolutions may take either route (by C_out / C_in); both must be exact
+    from purenet.ops import conv
+    x, w, b, settings = make(case)
+    g = randn(*conv2d(x, w, b, **settings).shape, seed=7)
+    results = []
+    for ratio in (float("inf"), -1.0):                  # always transposed, always col2im
+        monkeypatch.setattr(conv, "TRANSPOSED_MAX_RATIO", ratio)
+        results.append(conv_vjp(x, w, b, **settings)[1](g)[0])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("case", [(3, 4, 5, 6, 2, 3, 1, "same", 1), (2, 2, 9, 3, 3, 2, 2, 1, 2),
                                   (1, 1, 4, 2, 1, 2, 1, "valid", 1)])
 def test_conv1d_gradients_and_agreement_with_conv2d(case):

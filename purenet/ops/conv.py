@@ -59,8 +59,10 @@ def _transposed_pads(geom):
     return pads if min(min(p) for p in pads) >= 0 else None
 
 
-# The transposed route is taken up to this C_out / C_in (bench/bench_conv_constants.py).
-TRANSPOSED_MAX_RATIO = 4
+# The transposed route is taken up to this C_out / C_in. bench/bench_conv_constants.py, AMD
+# EPYC, 2 threads, two runs: transposed faster up to 8 in both (1.4-5x at ratios <= 2),
+# col2im faster at 32 in both; at 16 one run each way.
+TRANSPOSED_MAX_RATIO = 8
 
 
 def input_grad(gt, w, geom, dtype):
@@ -71,7 +73,8 @@ def input_grad(gt, w, geom, dtype):
     kernel flipped in space and with in/out channels swapped; it copies kh*kw*C_out
     values per input pixel, in long runs. col2im: add the patch gradients g W2^T back,
     kh*kw*C_in values per output pixel, in runs of only C_in. The first wins unless
-    C_out >> C_in.
+    C_out >> C_in (``TRANSPOSED_MAX_RATIO``); two routes, as either one alone costs up to 2-5x
+    where the other wins.
     """
     pads = _transposed_pads(geom)
     c_in, c_out = w.shape[2:]

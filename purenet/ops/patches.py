@@ -50,7 +50,9 @@ CHUNK_BYTES = 5 << 20   # patches + results of one chunk: a few MB, well inside 
 
 def chunk_size(geom, patch_width, out_width, dtype):
     """Samples per chunk, so that a chunk's patch matrix and matmul result take about
-    CHUNK_BYTES (measured best on 2-core AVX-512 machines: 4-8 MB)."""
+    CHUNK_BYTES. ``bench/bench_conv_constants.py`` sweeps it: best on 2-core AVX-512
+    machines at 4-8 MB; on a 2-core AMD EPYC 5 MB was best or within 3% of the best
+    (2 MB), 10 MB and more 14-37% slower."""
     per_sample = geom.out_hw[0] * geom.out_hw[1] * (patch_width + out_width)
     return max(1, CHUNK_BYTES // (per_sample * np.dtype(dtype).itemsize))
 
