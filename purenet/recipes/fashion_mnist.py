@@ -81,8 +81,8 @@ def _adam_cosine(peak):
 MODELS = {
     "mlp": Recipe(mlp, _adam_cosine(1e-3), 30, 128, seconds_per_image=5e-5,
                   duration="about 1-2 min"),
-    "cnn": Recipe(cnn, _adam_cosine(2e-3), 13, 128, label_smoothing=0.1,
-                  seconds_per_image=1.2e-3, duration="about 15-30 min"),
+    "cnn": Recipe(cnn, _adam_cosine(2e-3), 11, 128, label_smoothing=0.1,
+                  seconds_per_image=1.2e-3, duration="about 13-17 min"),
     "book": Recipe(book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60,
                    seconds_per_image=2.2e-4, duration="about 15 s"),
 }
