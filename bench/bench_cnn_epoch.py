@@ -77,7 +77,7 @@ def main(args):
     ours = [purenet_epoch(x, y, args.batch_size) * scale for _ in range(2)]
     theirs = [torch_epoch(x, y, args.batch_size) * scale for _ in range(2)]
     pure, ref = min(ours), min(theirs)
-    print(f"cnn recipe, batch {args.batch_size}, threads {args.threads}, {args.samples} samples "
+    print(f"{blas_threads.cpu_model()}; cnn recipe, batch {args.batch_size}, threads {args.threads}, {args.samples} samples "
           f"scaled to a {EPOCH}-image epoch")
     print(f"purenet  {pure:7.1f} s/epoch")
     print(f"pytorch  {ref:7.1f} s/epoch")

@@ -161,7 +161,7 @@ def main(args):
     rng = np.random.default_rng(0)
     cases = list(conv_cases(args.batch, rng)) + [pool_case(args.batch, rng),
                                                   cnn_step_cases(args.batch, rng)]
-    print(f"batch {args.batch}, {args.threads} thread(s), best of {args.rounds} x {args.repeats} "
+    print(f"{blas_threads.cpu_model()}; batch {args.batch}, {args.threads} thread(s), best of {args.rounds} x {args.repeats} "
           "runs; forward + backward")
     print(f"{'layer':24s} {'purenet ms':>11s} {'torch ms':>9s} {'ratio':>6s}")
     for name, ours, make_theirs in cases:

@@ -142,7 +142,7 @@ def main():
         rates["pytorch"].append(args.steps / ref(args.steps))
         rates["purenet"].append(args.steps / pure(args.steps))
     best = {name: max(r) for name, r in rates.items()}
-    print(f"LSTM {sizes['units']} units, embedding {sizes['vocab']}x{sizes['embed']}, "
+    print(f"{blas_threads.cpu_model()}; LSTM {sizes['units']} units, embedding {sizes['vocab']}x{sizes['embed']}, "
           f"sequence {sizes['steps']}, batch {sizes['batch']}, threads {args.threads}")
     for name, r in rates.items():
         print(f"{name:8s} {best[name]:6.1f} steps/s  (rounds: {', '.join(f'{v:.1f}' for v in r)})")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from purenet.cli import main
@@ -131,3 +132,11 @@ def test_a_diverged_text_model_is_reported_not_scored(tmp_path, capsys):
     report = json.loads((tmp_path / "run" / "diverged" / "metrics.json").read_text())
     assert report["diverged"] is True and report["val_loss"] is None
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_time_budget_with_dropout_trains(tmp_path):
+    # the step timing that turns --minutes into steps once ran without a dropout key
+    assert main(tiny_args(tmp_path, tmp_path / "run", "--minutes", "0.05", "--dropout", "0.2",
+                          "--layers", "2")) == 0
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["steps"] > 0 and np.isfinite(report["val_loss"])

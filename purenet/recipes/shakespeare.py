@@ -249,7 +249,8 @@ def run(args):
     x0, y0 = next(bptt_batches(train_ids, args.batch_size, args.seq_len))
     probe = optim.adam(1e-9)
     steps, seconds, per_step = _budget(args, lambda: train_step(
-        model, "softmax_cross_entropy", probe, params, {}, probe.init(params), x0, y0))
+        model, "softmax_cross_entropy", probe, params, {}, probe.init(params), x0, y0,
+        key(args.seed)))                # a key: the model may have dropout
     lr = optim.schedules.warmup(optim.schedules.cosine_decay(args.lr, steps, args.lr / 20),
                                 min(200, steps // 10))
     opt = optim.adam(lr, clip_norm=5.0)
