@@ -13,12 +13,9 @@ def is_container(node):
 
 def tree_map(fn, tree, *rest):
     """Apply ``fn`` leaf-wise over ``tree`` and trees of the same structure."""
-    kind = type(tree)
-    if kind is np.ndarray:                  # the common leaf, tested first
+    if type(tree) is np.ndarray:            # the common leaf, tested first
         return fn(tree, *rest)
-    if kind is dict or isinstance(tree, dict):
-        if not rest:
-            return {k: tree_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, dict):
         return {k: tree_map(fn, v, *[r[k] for r in rest]) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         mapped = [tree_map(fn, v, *[r[i] for r in rest]) for i, v in enumerate(tree)]
