@@ -1,7 +1,8 @@
 """Run under ``mpiexec -n 2``: rank 1 alone gets Ctrl-C (SIGINT) at the end of epoch 2.
 
 Every rank must stop after the same step, with ``history.interrupted`` and the params
-of the same completed epoch; each prints ``rank <r> <interrupted> <epochs> <checksum>``.
+of the same completed epoch; rank 0 prints ``rank <r> <interrupted> <epochs> <checksum>``
+for every rank.
 """
 import os
 import signal
@@ -33,7 +34,11 @@ def main():
     crc = 0
     for leaf in tree_leaves(result.params):
         crc = zlib.crc32(np.ascontiguousarray(leaf).tobytes(), crc)
-    print("rank", parallel.rank, result.history.interrupted, len(result.history), crc, flush=True)
+    # rank 0 prints every rank's row: two processes printing at once may interleave
+    rows = parallel.comm.gather(f"rank {parallel.rank} {result.history.interrupted} "
+                                f"{len(result.history)} {crc}")
+    if parallel.rank == 0:
+        print("\n".join(rows), flush=True)
 
 
 if __name__ == "__main__":
