@@ -116,12 +116,24 @@ def test_resume_after_ctrl_c_ends_where_an_uninterrupted_run_does(tmp_path, monk
 def test_minutes_is_a_hard_time_limit(tmp_path, monkeypatch):
     budget = shakespeare._budget
     monkeypatch.setattr(shakespeare, "_budget",
-                        lambda args, step: (10 ** 6, 0.5, budget(args, step)[2]))
+                        lambda args, step, validate: (10 ** 6, 0.5, budget(args, step, validate)[2]))
     start = time.perf_counter()
     assert main(tiny_args(tmp_path, tmp_path / "run", "--minutes", "1")) == 0
     assert time.perf_counter() - start < 20
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 0 < report["steps"] < 10 ** 6 and "time budget" in report["stop_reason"]
+
+
+@pytest.mark.parametrize("seconds, per_step, per_validation, every", [
+    (900, 0.17, 5.0, 500), (900, 0.2, 60.0, 100), (10, 0.3, 0.0, 7), (1, 2.0, 1.0, 5)])
+def test_a_time_budget_counts_the_steps_that_fit_with_their_validations(
+        seconds, per_step, per_validation, every):
+    def cost(steps):
+        return steps * per_step + -(-steps // every) * per_validation
+    steps = shakespeare._steps_within(seconds, per_step, per_validation, every)
+    assert steps >= 1
+    assert cost(steps) <= seconds or steps == 1
+    assert cost(steps + 1) > seconds
 
 
 def test_a_diverged_text_model_is_reported_not_scored(tmp_path, capsys):

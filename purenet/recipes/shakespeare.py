@@ -13,6 +13,7 @@ overfits tiny Shakespeare late in a long run). ``--resume`` continues a run
 exactly when its budget is ``--steps``; with ``--minutes`` the step count is
 measured again.
 """
+import itertools
 import math
 import time
 
@@ -42,6 +43,7 @@ DEFAULT_MINUTES = 30.0
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 VAL_BATCH = 16
+SAMPLE_LENGTH = 200                     # characters shown after each validation
 
 
 def char_model(vocab_size, cell="lstm", hidden=512, layers=1, embed=64, dropout=0.0):
@@ -115,22 +117,40 @@ def generate(model, params, vocab, prime, length, temperature=0.8, seed=0):
     return prime + decode(np.array(out, np.int32), vocab)
 
 
-def _budget(args, step_once):
+PROBE_STEPS = 20                        # timed steps that turn --minutes into a step count
+
+
+def _budget(args, step_once, validate_once):
     """``(steps, seconds, per_step)``: ``--steps`` as given (no time limit), or
-    ``--minutes`` converted to steps (the schedule needs a step count) and kept as a
-    hard time limit too. A few timed steps give the seconds per step either way (their
-    median: a busy machine makes single steps slow)."""
-    step_once()
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        step_once()
-        times.append(time.perf_counter() - start)
-    per_step = float(np.median(times))
+    ``--minutes`` converted to the steps that fit with their validations (the schedule
+    needs a step count) and kept as a hard time limit too. Timed on the real work: the
+    mean of ``PROBE_STEPS`` steps (a mean, not a median: the run meets the same slow
+    steps) and, for a time budget, one validation with its sample."""
+    per_step = _mean_seconds(step_once, PROBE_STEPS)
     if args.steps is not None:
         return args.steps, float("inf"), per_step
     seconds = 60 * (DEFAULT_MINUTES if args.minutes is None else args.minutes)
-    return max(1, int(seconds / per_step)), seconds, per_step
+    per_validation = _mean_seconds(validate_once, 1, warm=0)
+    return _steps_within(seconds, per_step, per_validation, args.eval_every), seconds, per_step
+
+
+def _mean_seconds(fn, count, warm=1):
+    """Mean seconds of ``count`` calls of ``fn`` after ``warm`` untimed ones."""
+    for _ in range(warm):
+        fn()
+    start = time.perf_counter()
+    for _ in range(count):
+        fn()
+    return (time.perf_counter() - start) / count
+
+
+def _steps_within(seconds, per_step, per_validation, every):
+    """The most steps (at least 1) whose time, with one validation after each ``every``
+    steps and after the last, fits in ``seconds``."""
+    steps = int(seconds / (per_step + per_validation / every))
+    while steps > 1 and steps * per_step + -(-steps // every) * per_validation > seconds:
+        steps -= 1
+    return max(1, steps)
 
 
 def _passes(train_ids, args, seed):
@@ -198,7 +218,8 @@ class CharacterRun(Callback):
         run.state = reset_states(run.state)     # before anything keeps or saves it
         logs["val_loss"] = validation_loss(run.model, run.params, self.val_ids, self.args.seq_len)
         logs["step"] = self.windows.position
-        run.log(generate(run.model, run.params, self.vocab, "\n", 200, 0.8, seed=epoch).rstrip())
+        run.log(generate(run.model, run.params, self.vocab, "\n", SAMPLE_LENGTH, 0.8,
+                         seed=epoch).rstrip())
         self.clock[epoch] = time.perf_counter() - self.start
         if self.windows.deadline():
             run.stop(f"time budget spent after step {self.windows.position}")
@@ -246,11 +267,8 @@ def run(args):
     model = char_model(len(vocab["chars"]), args.cell, args.hidden, args.layers, args.embed,
                        args.dropout)
     _, params, state = model.init(key(args.seed), (None,))
-    x0, y0 = next(bptt_batches(train_ids, args.batch_size, args.seq_len))
-    probe = optim.adam(1e-9)
-    steps, seconds, per_step = _budget(args, lambda: train_step(
-        model, "softmax_cross_entropy", probe, params, {}, probe.init(params), x0, y0,
-        key(args.seed)))                # a key: the model may have dropout
+    steps, seconds, per_step = _budget(args, *_probes(model, params, train_ids, val_ids, vocab,
+                                                      args))
     lr = optim.schedules.warmup(optim.schedules.cosine_decay(args.lr, steps, args.lr / 20),
                                 min(200, steps // 10))
     opt = optim.adam(lr, clip_norm=5.0)
@@ -266,6 +284,26 @@ def run(args):
         return None
     result["parameters"] = tree_size(params)
     return _finish(model, result, vocab, args)
+
+
+def _probes(model, params, train_ids, val_ids, vocab, args):
+    """``(step_once, validate_once)``: one training step as the run takes them (Adam with
+    clipping, the next window, a dropout key; the params are left as they are) and one
+    validation with its sample."""
+    windows = itertools.cycle(itertools.islice(
+        bptt_batches(train_ids, args.batch_size, args.seq_len), 4))
+    opt = optim.adam(1e-9, clip_norm=5.0)
+    opt_state = opt.init(params)
+
+    def step_once():
+        x, y = next(windows)
+        train_step(model, "softmax_cross_entropy", opt, params, {}, opt_state, x, y,
+                   key(args.seed))
+
+    def validate_once():
+        validation_loss(model, params, val_ids, args.seq_len)
+        generate(model, params, vocab, "\n", SAMPLE_LENGTH, 0.8)
+    return step_once, validate_once
 
 
 def _no_better_than_chance(val_loss, vocab):
