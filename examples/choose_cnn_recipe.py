@@ -1,12 +1,14 @@
 """Choose the Fashion-MNIST ``cnn`` recipe's settings on the validation split alone.
 
-Trains the recipe's network once per candidate (epochs, augmentation), exactly as
-``purenet train fashion-mnist --model cnn`` would with those flags and seed, and
+Trains the recipe's network once per candidate (kernel sizes of the three conv
+blocks, epochs, augmentation), exactly as ``purenet train fashion-mnist --model
+cnn`` would with those flags and seed, and
 prints each candidate's validation accuracy and training time. The test set is
 never loaded into the comparison: score it once, afterwards, with the command for
 the chosen candidate.
 
-    python examples/choose_cnn_recipe.py [--data-dir DIR] [--epochs 12] [--seed 0]
+    python examples/choose_cnn_recipe.py [--data-dir DIR] [--epochs 12] [--kernels 5,5,3]
+                                         [--augment off|on|both] [--seed 0]
 """
 import argparse
 import json
@@ -16,14 +18,15 @@ import numpy as np
 
 from purenet.losses import softmax_cross_entropy
 from purenet.random import key
-from purenet.recipes.fashion_mnist import FASHION_MNIST_DIR, MODELS, load_data, shift_and_flip
+from purenet.recipes.fashion_mnist import (FASHION_MNIST_DIR, MODELS, cnn, load_data,
+                                          shift_and_flip)
 from purenet.train import fit
 
 
-def train_candidate(train, val, epochs, augment, seed):
+def train_candidate(train, val, kernels, epochs, augment, seed):
     """Validation accuracies per epoch and seconds per epoch of one candidate."""
     recipe = MODELS["cnn"]
-    model = recipe.build()
+    model = cnn(kernels)
     _, params, state = model.init(key(seed), train[0].shape[1:])
     steps_per_epoch = -(-len(train[0]) // recipe.batch_size)
     loss = softmax_cross_entropy.bind(label_smoothing=recipe.label_smoothing)
@@ -33,32 +36,45 @@ def train_candidate(train, val, epochs, augment, seed):
                  validation_data=val, metrics=["accuracy"],
                  augment=shift_and_flip() if augment else None, verbose=2)
     logs = result.history.history
-    return {"epochs": epochs, "augment": augment, "seed": seed,
+    return {"kernels": list(kernels), "epochs": epochs, "augment": augment, "seed": seed,
             "val_accuracy": logs["val_accuracy"], "best_val_accuracy": max(logs["val_accuracy"]),
             "last_val_accuracy": logs["val_accuracy"][-1],
             "seconds_per_epoch": logs["seconds"], "minutes": (time.perf_counter() - start) / 60}
+
+
+def kernel_sizes(text):
+    """``"5,3,3"`` -> (5, 3, 3): the kernel size of each of the three conv blocks."""
+    sizes = tuple(int(part) for part in text.split(","))
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"three positive kernel sizes like 5,3,3, got {text!r}")
+    return sizes
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
     parser.add_argument("--epochs", type=int, nargs="+", default=[12])
+    parser.add_argument("--kernels", type=kernel_sizes, nargs="+", default=[(5, 5, 3)],
+                        help="kernel sizes of the three conv blocks, e.g. 5,5,3 5,3,3")
     parser.add_argument("--augment", choices=["off", "on", "both"], default="both")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     train, val, _, _ = load_data(args.data_dir)      # the test set is not used here
     augments = {"off": [False], "on": [True], "both": [False, True]}[args.augment]
     results = []
-    for epochs in args.epochs:
-        for augment in augments:
-            result = train_candidate(train, val, epochs, augment, args.seed)
-            results.append(result)
-            print(json.dumps(result), flush=True)
+    for kernels in args.kernels:
+        for epochs in args.epochs:
+            for augment in augments:
+                result = train_candidate(train, val, kernels, epochs, augment, args.seed)
+                results.append(result)
+                print(json.dumps(result), flush=True)
     best = max(results, key=lambda r: r["last_val_accuracy"])
-    print(f"chosen on validation: {best['epochs']} epochs, augment {best['augment']} "
+    print(f"chosen on validation: kernels {best['kernels']}, {best['epochs']} epochs, "
+          f"augment {best['augment']} "
           f"(validation accuracy {best['last_val_accuracy']:.4f})")
     print("per candidate: " + "; ".join(
-        f"{r['epochs']} epochs, augment {r['augment']}: {r['last_val_accuracy']:.4f} "
+        f"kernels {r['kernels']}, {r['epochs']} epochs, augment {r['augment']}: "
+        f"{r['last_val_accuracy']:.4f} "
         f"({np.mean(r['seconds_per_epoch']):.0f} s/epoch)" for r in results))
 
 

@@ -1,8 +1,10 @@
 """The scripts in examples/ run and do what they say (they are documentation that must not rot)."""
+import argparse
 import runpy
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import purenet as pn
 
@@ -54,7 +56,10 @@ def test_recipe_candidates_are_scored_on_validation_only():
     rng = np.random.default_rng(0)
     train = rng.standard_normal((40, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 40)
     val = rng.standard_normal((12, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 12)
-    result = example["train_candidate"](train, val, epochs=1, augment=True, seed=0)
-    assert result["epochs"] == 1 and result["augment"] is True
+    result = example["train_candidate"](train, val, (5, 3, 3), epochs=1, augment=True, seed=0)
+    assert result["epochs"] == 1 and result["augment"] is True and result["kernels"] == [5, 3, 3]
     assert len(result["val_accuracy"]) == 1 and 0.0 <= result["last_val_accuracy"] <= 1.0
     assert "test_accuracy" not in result
+    assert example["kernel_sizes"]("5,3,3") == (5, 3, 3)
+    with pytest.raises(argparse.ArgumentTypeError, match="three positive kernel sizes"):
+        example["kernel_sizes"]("5,3")

@@ -41,16 +41,19 @@ def mlp():
                   Dense(256, "relu", w_init="he_normal"), Dropout(0.3), Dense(10))
 
 
-def cnn():
-    """Three conv blocks (32 5x5, 64 5x5, 128 3x3 filters), each with batch norm, 2x2 max
-    pooling and ReLU, then dense 128 with dropout: 28x28 -> 14 -> 7 -> 3 pixels."""
+def cnn(kernel_sizes=(5, 5, 3)):
+    """Three conv blocks (32, 64 and 128 filters of the given sizes, 5x5, 5x5, 3x3 by
+    default), each with batch norm, 2x2 max pooling and ReLU, then dense 128 with
+    dropout: 28x28 -> 14 -> 7 -> 3 pixels."""
     def block(filters, size):
         # max pooling before the ReLU gives the same values (both are monotone) and
         # leaves the ReLU a quarter of the pixels
         return [Conv2D(filters, size, padding="same", w_init="he_normal"), BatchNorm(),
                 MaxPool2D(2), Activation("relu")]
-    return serial(*block(32, 5), *block(64, 5), *block(128, 3), Flatten(),
-                  Dense(128, "relu", w_init="he_normal"), Dropout(0.4), Dense(10))
+    blocks = [layer for filters, size in zip((32, 64, 128), kernel_sizes)
+              for layer in block(filters, size)]
+    return serial(*blocks, Flatten(), Dense(128, "relu", w_init="he_normal"), Dropout(0.4),
+                  Dense(10))
 
 
 def book():
