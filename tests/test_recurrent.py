@@ -2,6 +2,7 @@
 (float64), fused kernels against scan over the reference cells (values and engine
 gradients), state carrying, PyTorch agreement and tiny learning runs."""
 import gc
+import warnings
 
 import numpy as np
 import pytest
@@ -171,6 +172,23 @@ def test_kernel_matches_scan_under_grad(kind):
     v2, g2 = value_and_grad(loss(kernel(kind)), argnums=(0, 1, 2))(p, c, xs)
     np.testing.assert_allclose(v2, v1, rtol=1e-12)
     assert_trees_close(g2, g1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", KINDS)
+def test_saturated_gates_match_scan_without_warnings(kind, dtype):
+    # pre-activations of +-1e4: exp overflows to inf inside the kernels, which must
+    # give exactly the saturated activations (0, 1, -1), finite, and no warning
+    p = tree_map(lambda a: (a * 1e3).astype(dtype), cell_params(kind))
+    c = tree_map(lambda a: a.astype(dtype), carry0(kind, 3))
+    xs = (randn(3, 5, F, seed=4) * 10).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ys, c_T = kernel(kind)(p, c, xs)
+    ref, ref_T = scanned(kind)(p, c, xs)
+    assert np.isfinite(ys).all() and np.abs(ys).max() > 0.95
+    np.testing.assert_allclose(ys, ref, rtol=1e-5, atol=1e-6)
+    assert_trees_close(c_T, ref_T, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -15,9 +15,10 @@ Tricks. The input projection of all steps is ONE matmul before the time loop,
 and its gradients ``[dW_x; db]`` ONE matmul after the backward loop (``dxs``
 another, skipped when nobody needs it); the recurrent weight gradient is ONE
 matmul over all steps. Gate-major per-step buffers make every elementwise
-operation run on contiguous blocks. Sigmoids are ``0.5 + 0.5 tanh(z / 2)`` with
-the halving folded into the weights (``gate_scale``), so one ``tanh`` call
-activates all gates of a step.
+operation run on contiguous blocks. Every activation goes through ``exp``
+(``squash``): σ(z) = 1 / (1 + e^-z) and tanh(z) = 2 σ(2z) - 1, with the -1 or -2
+folded into the weights (``gate_scale``), so one ``exp`` call activates all gates
+of a step.
 """
 import numpy as np
 
@@ -105,11 +106,30 @@ def gate_vector(gates, values, dtype):
     return np.array(values, dtype=dtype).reshape(gates, 1, 1)
 
 
-def gate_scale(n, gates, sigmoid_gates, dtype):
-    """Per-column factor (G*H,): 0.5 on sigmoid gates (σ(z) = 0.5 + 0.5 tanh(z/2)), 1 elsewhere."""
-    scale = np.ones((gates, n), dtype=dtype)
-    scale[list(sigmoid_gates)] = 0.5
-    return scale.reshape(-1)
+def gate_scale(n, factors, dtype):
+    """Per-column factor (G*H,): ``factors[k]`` on the H columns of gate k (-1 before a
+    sigmoid and -2 before a tanh let ONE ``exp`` activate them, see ``squash``)."""
+    return np.repeat(np.asarray(factors, dtype=dtype), n)
+
+
+def squash(e, numerator):
+    """In place: ``e = exp(-k z)`` becomes ``numerator / (1 + e)``.
+
+    With k = 1 and numerator 1 that is σ(z); with k = 2 and numerator 2 it is
+    tanh(z) + 1, since tanh(z) = 2 σ(2z) - 1. NumPy's float32 ``exp`` costs about
+    half its ``tanh``, so every activation goes through ``exp``. An ``e`` that
+    overflowed to inf gives exactly 0 (call inside ``np.errstate(over="ignore")``).
+    """
+    e += 1
+    np.divide(numerator, e, out=e)
+
+
+def tanh_into(x, out):
+    """``out = tanh(x)`` as ``2 / (1 + exp(-2x)) - 1`` (see ``squash``)."""
+    np.multiply(x, -2, out=out)
+    np.exp(out, out=out)
+    squash(out, 2)
+    out -= 1
 
 
 def by_gate(a, gates):

@@ -6,10 +6,10 @@
     h_t = (1 - z) n + z h_{t-1},   ys[:, t] = h_t
 
 Shapes: xs (B, T, F), h0 (B, H), W_x (F, 3H), W_h (H, 3H), b and b_h (3H,);
-ys (B, T, H), h_T (B, H). It computes exactly ``scan(reference.gru_step, ...)``,
-fused (see ``common`` for the layout and the tricks); the r and z
-columns of the weights and biases are halved so their sigmoids are one
-``tanh``. Everything runs in the dtype of ``W_h``. The backward skips ``dxs``
+ys (B, T, H), h_T (B, H). It computes ``scan(reference.gru_step, ...)`` (to
+rounding), fused (see ``common`` for the layout and the tricks); the r and z
+columns of the weights and biases are negated so their sigmoids are one
+``exp``. Everything runs in the dtype of ``W_h``. The backward skips ``dxs``
 (one matmul) when ``xs`` needs no gradient.
 """
 import numpy as np
@@ -27,8 +27,8 @@ def gru_sequence(xs, h0, W_x, W_h, b, b_h):
     m, steps, batch = W_h.shape[0], xs.shape[1], xs.shape[0]
     key, ws = common.take_workspace("gru", xs, W_h, 3, us=(steps, 3, batch, m),
                                     da_n=(steps, batch, m))
-    scale = common.gate_scale(m, 3, (0, 1), W_h.dtype)
-    common.project(ws, xs, W_x, b, scale)           # a = x W_x + b, r and z columns halved
+    scale = common.gate_scale(m, (-1, -1, 1), W_h.dtype)
+    common.project(ws, xs, W_x, b, scale)           # a = x W_x + b, r and z columns negated
     hs = ws["hs"]
     hs[0] = h0
     _forward_steps(ws, W_h * scale, (b_h * scale).reshape(3, 1, m))
@@ -50,23 +50,24 @@ def gru_sequence(xs, h0, W_x, W_h, b, b_h):
 
 def _forward_steps(ws, W_hs, b_hs):
     """The time loop: ``u = h W_h + b_h``, ``[r, z] = σ(a + u)``, ``n = tanh(a_n + r u_n)``,
-    ``h' = n + z (h - n)``; the r and z columns of ``acts``, ``W_hs``, ``b_hs`` come halved."""
+    ``h' = n + z (h - n)``; the r and z columns of ``acts``, ``W_hs``, ``b_hs`` come negated
+    (``common.squash``)."""
     acts, gates, us, hs, rec, tmp = (ws[k] for k in ("acts", "gates", "us", "hs", "rec", "tmp"))
-    for t in range(len(acts)):
-        np.matmul(hs[t], W_hs, out=rec)
-        u, gt, a = us[t], gates[t], common.by_gate(acts[t], 3)     # gate-major (3, B, H)
-        np.add(common.by_gate(rec, 3), b_hs, out=u)
-        rz = gt[:2]                                    # σ(z) = 0.5 + 0.5 tanh(z/2)
-        np.add(a[:2], u[:2], out=rz)
-        np.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5
-        np.multiply(gt[0], u[2], out=tmp)
-        np.add(a[2], tmp, out=gt[2])
-        np.tanh(gt[2], out=gt[2])
-        np.subtract(hs[t], gt[2], out=hs[t + 1])
-        hs[t + 1] *= gt[1]
-        hs[t + 1] += gt[2]
+    with np.errstate(over="ignore"):                   # exp -> inf activates to exactly 0
+        for t in range(len(acts)):
+            np.matmul(hs[t], W_hs, out=rec)
+            u, gt, a = us[t], gates[t], common.by_gate(acts[t], 3)     # gate-major (3, B, H)
+            np.add(common.by_gate(rec, 3), b_hs, out=u)
+            rz = gt[:2]
+            np.add(a[:2], u[:2], out=rz)
+            np.exp(rz, out=rz)
+            common.squash(rz, 1)                           # σ(z) = 1 / (1 + e^-z)
+            np.multiply(gt[0], u[2], out=tmp)
+            np.add(a[2], tmp, out=gt[2])
+            common.tanh_into(gt[2], gt[2])
+            np.subtract(hs[t], gt[2], out=hs[t + 1])
+            hs[t + 1] *= gt[1]
+            hs[t + 1] += gt[2]
 
 
 def _backward_steps(ws, W_h, dys_tm, dh, need_h0):

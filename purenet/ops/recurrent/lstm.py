@@ -6,9 +6,9 @@
 
 Gate order [i, f, g, o] is PyTorch's. Shapes: xs (B, T, F), h0 and c0 (B, H),
 W_x (F, 4H), W_h (H, 4H), b (4H,); ys (B, T, H), h_T and c_T (B, H). It
-computes exactly ``scan(reference.lstm_step, ...)``, fused (see
-``common`` for the layout and the tricks); the sigmoid gates' columns of
-the weights and bias are halved so one ``tanh`` activates all four gates.
+computes ``scan(reference.lstm_step, ...)`` (to rounding), fused (see
+``common`` for the layout and the tricks): the weights' and bias's columns are
+scaled so that one ``exp`` activates all four gates.
 Everything runs in the dtype of ``W_h``. The backward skips ``dxs`` (one
 matmul) when ``xs`` needs no gradient.
 """
@@ -27,8 +27,8 @@ def lstm_sequence(xs, h0, c0, W_x, W_h, b):
     n, steps, batch = W_h.shape[0], xs.shape[1], xs.shape[0]
     key, ws = common.take_workspace("lstm", xs, W_h, 4, cs=(steps + 1, batch, n),
                                     tanh_c=(steps, batch, n))
-    scale = common.gate_scale(n, 4, (0, 1, 3), W_h.dtype)
-    common.project(ws, xs, W_x, b, scale)           # pre-activations, sigmoid gates halved
+    scale = common.gate_scale(n, (-1, -1, -2, -1), W_h.dtype)
+    common.project(ws, xs, W_x, b, scale)           # pre-activations, times -1 (-2 for g)
     hs, cs = ws["hs"], ws["cs"]
     hs[0], cs[0] = h0, c0                            # hs[t], cs[t] hold h_{t-1}, c_{t-1}
     _forward_steps(ws, W_h * scale)
@@ -51,24 +51,24 @@ def lstm_sequence(xs, h0, c0, W_x, W_h, b):
 def _forward_steps(ws, W_hs):
     """The time loop: gates [i, f, g, o], ``c = f c_prev + i g``, ``h = o tanh(c)``.
 
-    ``W_hs`` and ``ws["acts"]`` come with the sigmoid gates' columns halved.
+    ``W_hs`` and ``ws["acts"]`` come scaled by ``gate_scale`` (-1, -1, -2, -1).
     """
     acts, gates, hs, cs, tanh_c, rec, ig = (ws[k] for k in ("acts", "gates", "hs", "cs", "tanh_c",
                                                             "rec", "tmp"))
-    half = common.gate_vector(4, [0.5, 0.5, 1, 0.5], W_hs.dtype)
-    shift = common.gate_vector(4, [0.5, 0.5, 0, 0.5], W_hs.dtype)
-    for t in range(len(acts)):
-        np.matmul(hs[t], W_hs, out=rec)
-        rec += acts[t]
-        gt = gates[t]                                  # [i, f, g, o], each (B, H)
-        np.tanh(common.by_gate(rec, 4), out=gt)
-        gt *= half                                     # σ(z) = 0.5 + 0.5 tanh(z/2)
-        gt += shift
-        np.multiply(gt[1], cs[t], out=cs[t + 1])
-        np.multiply(gt[0], gt[2], out=ig)
-        cs[t + 1] += ig
-        np.tanh(cs[t + 1], out=tanh_c[t])
-        np.multiply(gt[3], tanh_c[t], out=hs[t + 1])
+    numerator = common.gate_vector(4, [1, 1, 2, 1], W_hs.dtype)
+    with np.errstate(over="ignore"):                   # exp -> inf activates to exactly 0
+        for t in range(len(acts)):
+            np.matmul(hs[t], W_hs, out=rec)
+            rec += acts[t]
+            gt = gates[t]                                  # [i, f, g, o], each (B, H)
+            np.exp(common.by_gate(rec, 4), out=gt)
+            common.squash(gt, numerator)                   # σ, σ, tanh + 1, σ
+            gt[2] -= 1
+            np.multiply(gt[1], cs[t], out=cs[t + 1])
+            np.multiply(gt[0], gt[2], out=ig)
+            cs[t + 1] += ig
+            common.tanh_into(cs[t + 1], tanh_c[t])
+            np.multiply(gt[3], tanh_c[t], out=hs[t + 1])
 
 
 def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
