@@ -191,6 +191,20 @@ def test_saturated_gates_match_scan_without_warnings(kind, dtype):
     assert_trees_close(c_T, ref_T, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [100, fused_common.EXP_TANH_MIN_SIZE])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_into_matches_numpy_on_both_routes(size, dtype):
+    # below EXP_TANH_MIN_SIZE elements NumPy's tanh, from it on 2 / (1 + exp(-2x)) - 1
+    x = np.concatenate([[-1e4, -30, -1e-6, 0, 1e-6, 30, 1e4],
+                        3 * randn(size - 7, seed=3)]).astype(dtype)
+    out = np.empty_like(x)
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
+        warnings.simplefilter("error")
+        fused_common.tanh_into(x, out)
+    np.testing.assert_allclose(out, np.tanh(x), rtol=0, atol=4 * np.finfo(dtype).eps)
+    assert out[0] == -1 and out[6] == 1 and out[3] == 0
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_kernels_stay_float32(kind):
     p = tree_map(lambda a: a.astype(np.float32), cell_params(kind))

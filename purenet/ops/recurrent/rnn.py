@@ -5,8 +5,7 @@
 
 Shapes: xs (B, T, F), h0 (B, H), W_x (F, H), W_h (H, H), b (H,); ys (B, T, H),
 h_T (B, H). It computes ``scan(reference.rnn_step, ...)`` (to rounding), fused
-(see ``common`` for the layout and the tricks; the weights and bias come
-scaled by -2 so that one ``exp`` gives the tanh). Everything runs in the dtype
+(see ``common`` for the layout and the tricks). Everything runs in the dtype
 of ``W_h``. Its backward skips ``dxs`` (one matmul) when ``xs`` needs no
 gradient, as for a first layer fed with data.
 """
@@ -23,11 +22,10 @@ def rnn_sequence(xs, h0, W_x, W_h, b):
     xs, h0 = np.asarray(xs), np.asarray(h0)
     common.check_sequence("rnn_sequence", xs, W_x, W_h, {"b": b}, [h0], gates=1)
     key, ws = common.take_workspace("rnn", xs, W_h, 1)
-    scale = common.gate_scale(W_h.shape[0], (-2,), W_h.dtype)
-    common.project(ws, xs, W_x, b, scale)           # -2 z: tanh(z) = 2 / (1 + e^-2z) - 1
+    common.project(ws, xs, W_x, b, 1.0)
     hs = ws["hs"]
     hs[0] = h0
-    _forward_steps(ws, W_h * scale)
+    _forward_steps(ws, W_h)
 
     def backward(g, needed):
         # h_t = tanh(z_t), z_t = x_t W_x + h_{t-1} W_h + b  =>  dz_t = dh_t (1 - h_t^2),
@@ -43,17 +41,14 @@ def rnn_sequence(xs, h0, W_x, W_h, b):
     return (common.outputs(hs), hs[-1].copy()), release_with(backward, key, ws)
 
 
-def _forward_steps(ws, W_hs):
-    """The time loop: ``hs[t+1] = tanh(z)`` from ``acts[t] + hs[t] W_hs = -2 z``."""
+def _forward_steps(ws, W_h):
+    """The time loop: ``hs[t+1] = tanh(acts[t] + hs[t] W_h)``."""
     acts, hs, rec = ws["acts"], ws["hs"], ws["rec"]
     with np.errstate(over="ignore"):                   # exp -> inf activates to exactly -1
         for t in range(len(acts)):
-            np.matmul(hs[t], W_hs, out=rec)
-            h = hs[t + 1]
-            np.add(acts[t], rec, out=h)
-            np.exp(h, out=h)
-            common.squash(h, 2)
-            h -= 1
+            np.matmul(hs[t], W_h, out=rec)
+            np.add(acts[t], rec, out=hs[t + 1])
+            common.tanh_into(hs[t + 1], hs[t + 1])
 
 
 def _backward_steps(ws, W_h, dys_tm, dh, need_h0):
