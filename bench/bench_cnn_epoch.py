@@ -46,14 +46,9 @@ def purenet_epoch(x, y, batch_size):
 
 def torch_epoch(x, y, batch_size):
     import torch
+    from torch_models import recipe_cnn
     nn = torch.nn
-
-    def block(c_in, c_out, size):
-        return [nn.Conv2d(c_in, c_out, size, padding=size // 2), nn.BatchNorm2d(c_out),
-                nn.MaxPool2d(2), nn.ReLU()]
-
-    model = nn.Sequential(*block(1, 32, 5), *block(32, 64, 5), *block(64, 128, 3), nn.Flatten(),
-                          nn.Linear(128 * 3 * 3, 128), nn.ReLU(), nn.Dropout(0.4), nn.Linear(128, 10))
+    model = recipe_cnn()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)

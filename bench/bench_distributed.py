@@ -71,17 +71,8 @@ def run_purenet(model_name, images, epochs):
 
 
 def torch_model(name):
-    import torch.nn as nn
-    if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.3),
-                             nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 10))
-
-    def block(cin, cout, k):
-        return [nn.Conv2d(cin, cout, k, padding=k // 2), nn.BatchNorm2d(cout), nn.MaxPool2d(2),
-                nn.ReLU()]
-    return nn.Sequential(*block(1, 32, 5), *block(32, 64, 5), *block(64, 128, 3), nn.Flatten(),
-                         nn.Linear(128 * 3 * 3, 128), nn.ReLU(), nn.Dropout(0.4),
-                         nn.Linear(128, 10))
+    from torch_models import recipe_cnn, recipe_mlp
+    return recipe_mlp() if name == "mlp" else recipe_cnn()
 
 
 def run_torch(model_name, images, epochs):

@@ -41,16 +41,20 @@ def mlp():
                   Dense(256, "relu", w_init="he_normal"), Dropout(0.3), Dense(10))
 
 
-def cnn(kernel_sizes=(5, 5, 3)):
-    """Three conv blocks (32, 64 and 128 filters of the given sizes, 5x5, 5x5, 3x3 by
-    default), each with batch norm, 2x2 max pooling and ReLU, then dense 128 with
-    dropout: 28x28 -> 14 -> 7 -> 3 pixels."""
+CNN_FILTERS = (32, 64, 128)
+CNN_KERNELS = (5, 5, 3)         # the recipe's kernel sizes, one per conv block
+
+
+def cnn(kernel_sizes=CNN_KERNELS):
+    """Three conv blocks (``CNN_FILTERS`` filters of ``kernel_sizes``), each with batch
+    norm, 2x2 max pooling and ReLU, then dense 128 with dropout: 28x28 -> 14 -> 7 -> 3
+    pixels."""
     def block(filters, size):
         # max pooling before the ReLU gives the same values (both are monotone) and
         # leaves the ReLU a quarter of the pixels
         return [Conv2D(filters, size, padding="same", w_init="he_normal"), BatchNorm(),
                 MaxPool2D(2), Activation("relu")]
-    blocks = [layer for filters, size in zip((32, 64, 128), kernel_sizes)
+    blocks = [layer for filters, size in zip(CNN_FILTERS, kernel_sizes)
               for layer in block(filters, size)]
     return serial(*blocks, Flatten(), Dense(128, "relu", w_init="he_normal"), Dropout(0.4),
                   Dense(10))
