@@ -65,9 +65,9 @@ def add_arguments(parser):
                         help="recurrent layers (default: 1)")
     parser.add_argument("--embed", type=positive_int, default=64, metavar="N",
                         help="embedding size (default: 64)")
-    parser.add_argument("--dropout", type=probability, default=0.2, metavar="P",
+    parser.add_argument("--dropout", type=probability, default=0.5, metavar="P",
                         help="drop probability after each recurrent layer, in [0, 1) "
-                             "(default: 0.2)")
+                             "(default: 0.5)")
     parser.add_argument("--seq-len", type=positive_int, default=64, metavar="N",
                         help="characters per training window (default: 64)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
