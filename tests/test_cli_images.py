@@ -59,3 +59,18 @@ def test_missing_idx_files_are_a_clear_error(tmp_path, capsys):
 def test_mnist_without_a_directory_is_a_clear_error(capsys):
     assert main(["train", "mnist", "--no-progress"]) == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, expected", [(None, "recipe"), ("--augment", True),
+                                            ("--no-augment", False)])
+def test_augmentation_follows_the_recipe_unless_a_flag_says(flag, expected):
+    import argparse
+    from purenet.recipes import fashion_mnist
+    parser = argparse.ArgumentParser()
+    fashion_mnist.add_arguments(parser)
+    args = parser.parse_args([flag] if flag else [])
+    for name, recipe in fashion_mnist.MODELS.items():
+        want = recipe.augment if expected == "recipe" else expected
+        assert fashion_mnist._augments(args, recipe) is want, name
+    assert fashion_mnist._augments(args, fashion_mnist.MODELS["mlp"]._replace(augment=True)) \
+        is (True if expected == "recipe" else expected)

@@ -5,6 +5,7 @@ std (saved with the model, so ``evaluate`` and ``predict`` preprocess alike);
 5,000 training images are held out for validation; the test set is scored
 once, at the end.
 """
+import argparse
 import time
 from typing import Callable, NamedTuple
 
@@ -77,6 +78,7 @@ class Recipe(NamedTuple):
     epochs: int
     batch_size: int
     label_smoothing: float = 0.0
+    augment: bool = False           # random shifts and flips while training
     seconds_per_image: float = 0.0  # one training image, one epoch, on a 2-core CPU
     duration: str = ""              # the whole default run on a 2-core CPU, for --help
 
@@ -134,12 +136,18 @@ def add_arguments(parser):
                         help=f"images per step (default: the model's, {sizes})")
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                         help="init, shuffling and dropout seed, 0 or more (default: 0)")
-    parser.add_argument("--augment", action="store_true",
+    on = ", ".join(name for name, r in MODELS.items() if r.augment) or "none"
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                         help="train on random shifts (up to 1 pixel) and left-right flips "
-                             "(default: off)")
+                             f"(default: the model's; on for: {on})")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="a directory of the four MNIST-format IDX files (default: "
                              f"{FASHION_MNIST_DIR} for fashion-mnist; mnist requires it)")
+
+
+def _augments(args, recipe):
+    """``--augment`` / ``--no-augment`` when given, else the recipe's choice."""
+    return recipe.augment if args.augment is None else args.augment
 
 
 def _outputs(args):
@@ -156,7 +164,7 @@ def run(args):
     model = recipe.build()
     _, params, state = model.init(key(args.seed), train[0].shape[1:])
     steps_per_epoch = -(-len(train[0]) // batch_size)
-    augment = shift_and_flip() if args.augment else None
+    augment = shift_and_flip() if _augments(args, recipe) else None
     loss = softmax_cross_entropy.bind(label_smoothing=recipe.label_smoothing)
     estimate = recipe.seconds_per_image * len(train[0]) * epochs
     print(f"{args.model}: {plural(epochs, 'epoch')} of {len(train[0]):,} images, batch "
