@@ -7,7 +7,7 @@ prints each candidate's validation accuracy and training time. The test set is
 never loaded into the comparison: score it once, afterwards, with the command for
 the chosen candidate.
 
-    python examples/choose_cnn_recipe.py [--data-dir DIR] [--epochs 12] [--kernels 5,5,3]
+    python examples/choose_cnn_recipe.py [--data-dir DIR] [--epochs 15] [--kernels 5,3,3]
                                          [--augment off|on|both] [--seed 0]
 """
 import argparse
@@ -18,8 +18,8 @@ import numpy as np
 
 from purenet.losses import softmax_cross_entropy
 from purenet.random import key
-from purenet.recipes.fashion_mnist import (FASHION_MNIST_DIR, MODELS, cnn, load_data,
-                                          shift_and_flip)
+from purenet.recipes.fashion_mnist import (CNN_KERNELS, FASHION_MNIST_DIR, MODELS, cnn,
+                                          load_data, shift_and_flip)
 from purenet.train import fit
 
 
@@ -53,8 +53,8 @@ def kernel_sizes(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
-    parser.add_argument("--epochs", type=int, nargs="+", default=[12])
-    parser.add_argument("--kernels", type=kernel_sizes, nargs="+", default=[(5, 5, 3)],
+    parser.add_argument("--epochs", type=int, nargs="+", default=[MODELS["cnn"].epochs])
+    parser.add_argument("--kernels", type=kernel_sizes, nargs="+", default=[CNN_KERNELS],
                         help="kernel sizes of the three conv blocks, e.g. 5,5,3 5,3,3")
     parser.add_argument("--augment", choices=["off", "on", "both"], default="both")
     parser.add_argument("--seed", type=int, default=0)

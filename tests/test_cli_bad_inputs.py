@@ -250,7 +250,7 @@ def test_version_and_help_show_every_default(capsys):
     assert seen > 30
     assert main(["train", "fashion-mnist", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "default: cnn" in text and "13-17 min" in text
+    assert "default: cnn" in text and "13-16 min" in text
     assert "default: runs/fashion-mnist" in text and "runs/runs" not in text
 
 
