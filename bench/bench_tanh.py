@@ -11,13 +11,13 @@ values ~ N(0, 2); best of ``--repeats`` rounds of ``--calls`` calls.
 import argparse
 import os
 import sys
-import time
 
 import blas_threads
 
 THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402
+from bench_conv import best_time  # noqa: E402
 
 # run from a checkout without installing
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,14 +27,10 @@ SIZES = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 131072]
 
 def per_call(fn, calls, repeats):
     """Best seconds per call of ``fn`` over ``repeats`` rounds of ``calls`` calls."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+    def round_of_calls():
         for _ in range(calls):
             fn()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+    return best_time(round_of_calls, repeats) / calls
 
 
 def main():

@@ -2,10 +2,9 @@
 
 Trains the recipe's network once per candidate (kernel sizes of the three conv
 blocks, epochs, augmentation), exactly as ``purenet train fashion-mnist --model
-cnn`` would with those flags and seed, and
-prints each candidate's validation accuracy and training time. The test set is
-never loaded into the comparison: score it once, afterwards, with the command for
-the chosen candidate.
+cnn`` would with those settings and seed, and prints each candidate's validation
+accuracy and training time. The test set is never loaded into the comparison:
+score it once, afterwards, with the command for the chosen candidate.
 
     python examples/choose_cnn_recipe.py [--data-dir DIR] [--epochs 15] [--kernels 5,3,3]
                                          [--augment off|on|both] [--seed 0]
