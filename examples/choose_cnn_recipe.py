@@ -1,13 +1,15 @@
 """Choose the Fashion-MNIST ``cnn`` recipe's settings on the validation split alone.
 
 Trains the recipe's network once per candidate (kernel sizes of the three conv
-blocks, epochs, augmentation), exactly as ``purenet train fashion-mnist --model
-cnn`` would with those settings and seed, and prints each candidate's validation
-accuracy and training time. The test set is never loaded into the comparison:
-score it once, afterwards, with the command for the chosen candidate.
+blocks, batch norm before or after pooling, epochs, augmentation), exactly as
+``purenet train fashion-mnist --model cnn`` would with those settings and seed, and
+prints each candidate's validation accuracy and training time. The test set is never
+loaded into the comparison: score it once, afterwards, with the command for the
+chosen candidate.
 
     python examples/choose_cnn_recipe.py [--data-dir DIR] [--epochs 15] [--kernels 5,3,3]
-                                         [--augment off|on|both] [--seed 0]
+                                         [--augment off|on|both] [--order norm-pool|pool-norm|both]
+                                         [--seed 0]
 """
 import argparse
 import json
@@ -17,15 +19,15 @@ import numpy as np
 
 from purenet.losses import softmax_cross_entropy
 from purenet.random import key
-from purenet.recipes.fashion_mnist import (CNN_KERNELS, FASHION_MNIST_DIR, MODELS, cnn,
-                                          load_data, shift_and_flip)
+from purenet.recipes.fashion_mnist import (CNN_KERNELS, CNN_POOL_FIRST, FASHION_MNIST_DIR, MODELS,
+                                          cnn, load_data, shift_and_flip)
 from purenet.train import fit
 
 
-def train_candidate(train, val, kernels, epochs, augment, seed):
+def train_candidate(train, val, kernels, epochs, augment, seed, pool_first=False):
     """Validation accuracies per epoch and seconds per epoch of one candidate."""
     recipe = MODELS["cnn"]
-    model = cnn(kernels)
+    model = cnn(kernels, pool_first)
     _, params, state = model.init(key(seed), train[0].shape[1:])
     steps_per_epoch = -(-len(train[0]) // recipe.batch_size)
     loss = softmax_cross_entropy.bind(label_smoothing=recipe.label_smoothing)
@@ -35,7 +37,7 @@ def train_candidate(train, val, kernels, epochs, augment, seed):
                  validation_data=val, metrics=["accuracy"],
                  augment=shift_and_flip() if augment else None, verbose=2)
     logs = result.history.history
-    return {"kernels": list(kernels), "epochs": epochs, "augment": augment, "seed": seed,
+    return {"kernels": list(kernels), "pool_first": pool_first, "epochs": epochs, "augment": augment, "seed": seed,
             "val_accuracy": logs["val_accuracy"], "best_val_accuracy": max(logs["val_accuracy"]),
             "last_val_accuracy": logs["val_accuracy"][-1],
             "seconds_per_epoch": logs["seconds"], "minutes": (time.perf_counter() - start) / 60}
@@ -56,23 +58,32 @@ def main():
     parser.add_argument("--kernels", type=kernel_sizes, nargs="+", default=[CNN_KERNELS],
                         help="kernel sizes of the three conv blocks, e.g. 5,5,3 5,3,3")
     parser.add_argument("--augment", choices=["off", "on", "both"], default="both")
+    parser.add_argument("--order", choices=["norm-pool", "pool-norm", "both"],
+                        default="pool-norm" if CNN_POOL_FIRST else "norm-pool",
+                        help="batch norm before max pooling (norm-pool) or after it "
+                             "(default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     train, val, _, _ = load_data(args.data_dir)      # the test set is not used here
     augments = {"off": [False], "on": [True], "both": [False, True]}[args.augment]
     results = []
+    orders = {"norm-pool": [False], "pool-norm": [True], "both": [False, True]}[args.order]
     for kernels in args.kernels:
-        for epochs in args.epochs:
-            for augment in augments:
-                result = train_candidate(train, val, kernels, epochs, augment, args.seed)
-                results.append(result)
-                print(json.dumps(result), flush=True)
+        for pool_first in orders:
+            for epochs in args.epochs:
+                for augment in augments:
+                    result = train_candidate(train, val, kernels, epochs, augment, args.seed,
+                                             pool_first)
+                    results.append(result)
+                    print(json.dumps(result), flush=True)
     best = max(results, key=lambda r: r["last_val_accuracy"])
-    print(f"chosen on validation: kernels {best['kernels']}, {best['epochs']} epochs, "
+    print(f"chosen on validation: kernels {best['kernels']}, pool first {best['pool_first']}, "
+          f"{best['epochs']} epochs, "
           f"augment {best['augment']} "
           f"(validation accuracy {best['last_val_accuracy']:.4f})")
     print("per candidate: " + "; ".join(
-        f"kernels {r['kernels']}, {r['epochs']} epochs, augment {r['augment']}: "
+        f"kernels {r['kernels']}, pool first {r['pool_first']}, {r['epochs']} epochs, "
+        f"augment {r['augment']}: "
         f"{r['last_val_accuracy']:.4f} "
         f"({np.mean(r['seconds_per_epoch']):.0f} s/epoch)" for r in results))
 

@@ -74,3 +74,34 @@ def test_augmentation_follows_the_recipe_unless_a_flag_says(flag, expected):
         assert fashion_mnist._augments(args, recipe) is want, name
     assert fashion_mnist._augments(args, fashion_mnist.MODELS["mlp"]._replace(augment=True)) \
         is (True if expected == "recipe" else expected)
+
+
+@pytest.mark.parametrize("pool_first", [False, True])
+def test_the_cnn_recipes_convolutions_need_no_bias(pool_first):
+    # batch norm follows each convolution (through a max pooling when pool_first):
+    # a bias would be subtracted again, so the recipe's net computes what it would
+    # compute with one
+    import purenet as pn
+    from purenet.layers import BatchNorm, Conv2D, MaxPool2D, serial
+    from purenet.recipes.fashion_mnist import cnn
+    model = cnn(pool_first=pool_first)
+    _, params, state = model.init(pn.key(0), (1, 28, 28))
+    names = [name for name in params if name.split("_")[0] in ("conv2d", "batchnorm", "maxpool2d")]
+    assert [n.split("_")[0] for n in names[:3]] == (
+        ["conv2d", "maxpool2d", "batchnorm"] if pool_first else ["conv2d", "batchnorm", "maxpool2d"])
+    assert all("b" not in params[n] for n in names if n.startswith("conv2d"))
+
+    def block(use_bias):
+        layers = [Conv2D(8, 3, padding="same", use_bias=use_bias), BatchNorm(), MaxPool2D(2)]
+        return serial(*(layers[::2] + layers[1:2] if pool_first else layers))
+    x = np.random.default_rng(0).standard_normal((6, 1, 8, 8))
+    with_bias, without = block(True), block(False)
+    _, p_bias, s_bias = with_bias.init(pn.key(1), (1, 8, 8), np.float64)
+    conv = next(n for n in p_bias if n.startswith("conv2d"))
+    p_bias[conv]["b"] = np.linspace(-3, 3, 8)
+    _, p_none, s_none = without.init(pn.key(1), (1, 8, 8), np.float64)
+    p_none = {n: ({"W": p_bias[conv]["W"]} if n == conv else p) for n, p in p_none.items()}
+    y_bias, _ = with_bias.apply(p_bias, s_bias, x, train=True)
+    y_none, _ = without.apply(p_none, s_none, x, train=True)
+    np.testing.assert_allclose(y_none, y_bias, atol=1e-10)
+    assert np.abs(y_bias).max() > 0.1

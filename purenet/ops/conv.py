@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import ShapeError
 from .core import primitive
 from .geometry import Geometry, settings_1d
+from .linear import column_sums
 from .patches import (chunk_size, channels_last, col2im, correlate, pad_channels_last, pad_hw,
                       patch_chunks)
 
@@ -99,13 +100,13 @@ def kernel_grads(xp, gt, geom, dtype, w2, want_dw, want_db):
     either is None when not wanted. dW2 rebuilds the patch chunks instead of keeping them."""
     c_out = w2.shape[1]
     if not want_dw:
-        return None, (gt.sum(axis=(0, 1, 2)) if want_db else None)
+        return None, (column_sums(np.ascontiguousarray(gt).reshape(-1, c_out)) if want_db else None)
     dw, db = np.zeros(w2.shape, dtype), np.zeros(c_out, dtype)
     for samples, cols in patch_chunks(xp, geom, dtype, c_out):
         g2 = np.ascontiguousarray(gt[samples]).reshape(-1, c_out)
         dw += cols.T @ g2
         if want_db:
-            db += g2.sum(axis=0)        # while the chunk is still in cache
+            db += column_sums(g2)       # while the chunk is still in cache
     return dw, (db if want_db else None)
 
 

@@ -36,6 +36,12 @@ def _weight_multiply(x, w):
     return y, backward
 
 
+def column_sums(a2):
+    """Sums of the columns of a 2-D array ``(rows, n) -> (n,)``, as a BLAS product with
+    ones: several times faster than ``a2.sum(axis=0)`` when rows are short."""
+    return np.ones(len(a2), a2.dtype) @ a2
+
+
 @primitive
 def linear(x, w, b):
     """Weight multiply and bias add in one: ``x (..., n_in) @ w (n_in, n_out) + b (n_out,)``."""
@@ -50,7 +56,7 @@ def linear(x, w, b):
         # y = x W + b  =>  dx = g W^T,  dW = x^T g,  db = Σ_rows g (over every leading axis)
         g2 = g.reshape(-1, g.shape[-1])
         dx = (g2 @ w.T).reshape(x.shape) if needed[0] else None
-        return dx, (x2.T @ g2) if needed[1] else None, g2.sum(axis=0) if needed[2] else None
+        return dx, (x2.T @ g2) if needed[1] else None, column_sums(g2) if needed[2] else None
 
     return y2.reshape(x.shape[:-1] + (w.shape[1],)), backward
 

@@ -136,12 +136,12 @@ def _batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n):
     weight = local_n / global_n
     x2 = ch.flat(x)
     mean = reduce_sum(ch.sums(x2)) / total
-    xhat = x2 - ch.spread(mean)
-    var = reduce_sum(ch.sums(np.square(xhat))) / total
+    xc = x2 - ch.spread(mean)               # kept for the backward: x̂ = xc·inv
+    y = np.square(xc)
+    var = reduce_sum(ch.sums(y)) / total
     std = np.sqrt(var + eps)
     inv = 1.0 / std
-    xhat *= ch.spread(inv)
-    y = xhat * ch.spread(gamma)
+    np.multiply(xc, ch.spread(gamma * inv), out=y)
     y += ch.spread(beta)
 
     def backward(grads, needed):
@@ -152,8 +152,9 @@ def _batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n):
         g_y, g_mean, g_var = grads
         zero = np.zeros_like(mean)
         g2 = ch.flat(g_y) if g_y is not None else None
+        work = np.empty_like(xc)
         dbeta = ch.sums(g2) if g2 is not None else zero
-        dgamma = ch.sums(g2 * xhat) if g2 is not None else zero
+        dgamma = ch.sums(np.multiply(g2, xc, out=work)) * inv if g2 is not None else zero
         parts = np.concatenate([dbeta, dgamma, zero if g_mean is None else g_mean,
                                 zero if g_var is None else g_var]) * weight
         s_beta, s_gamma, s_mean, s_var = np.split(reduce_sum(parts) / m, 4)
@@ -162,7 +163,7 @@ def _batch_norm(ch, x, gamma, beta, eps, reduce_sum, local_n, global_n):
         slope = s_var * (2 * std) - scale * s_gamma
         dx = None
         if needed[0]:
-            dx = xhat * ch.spread(slope)
+            dx = np.multiply(xc, ch.spread(slope * inv), out=work)     # x̂·slope
             dx += ch.spread(shift)
             if g2 is not None:
                 dx += g2 * ch.spread(scale)

@@ -44,17 +44,22 @@ def mlp():
 
 CNN_FILTERS = (32, 64, 128)
 CNN_KERNELS = (5, 3, 3)         # the recipe's kernel sizes, one per conv block
+CNN_POOL_FIRST = False          # max pooling before the batch norm
 
 
-def cnn(kernel_sizes=CNN_KERNELS):
+def cnn(kernel_sizes=CNN_KERNELS, pool_first=CNN_POOL_FIRST):
     """Three conv blocks (``CNN_FILTERS`` filters of ``kernel_sizes``), each with batch
     norm, 2x2 max pooling and ReLU, then dense 128 with dropout: 28x28 -> 14 -> 7 -> 3
-    pixels."""
+    pixels. ``pool_first`` pools before the batch norm, which then normalises a
+    quarter of the pixels (a different net: its statistics are the pooled maxima's)."""
     def block(filters, size):
         # max pooling before the ReLU gives the same values (both are monotone) and
         # leaves the ReLU a quarter of the pixels
-        return [Conv2D(filters, size, padding="same", w_init="he_normal"), BatchNorm(),
-                MaxPool2D(2), Activation("relu")]
+        # no bias: the batch norm after it would subtract it again (its gradient is 0)
+        conv = Conv2D(filters, size, padding="same", w_init="he_normal", use_bias=False)
+        if pool_first:
+            return [conv, MaxPool2D(2), BatchNorm(), Activation("relu")]
+        return [conv, BatchNorm(), MaxPool2D(2), Activation("relu")]
     blocks = [layer for filters, size in zip(CNN_FILTERS, kernel_sizes)
               for layer in block(filters, size)]
     return serial(*blocks, Flatten(), Dense(128, "relu", w_init="he_normal"), Dropout(0.4),

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import common
 from ..core import primitive
+from ..linear import column_sums
 from .workspace import release_with
 
 
@@ -40,7 +41,7 @@ def gru_sequence(xs, h0, W_x, W_h, b, b_h):
         _backward_steps(ws, W_h, common.time_major(dys), dh, needed[1])
         du = ws["dz"]
         dwh = common.recurrent_weight_grad(hs, du) if needed[3] else None
-        dbh = du.reshape(-1, 3 * m).sum(axis=0) if needed[5] else None
+        dbh = column_sums(du.reshape(-1, 3 * m)) if needed[5] else None
         du[:, :, 2 * m:] = ws["da_n"]                  # du becomes da
         dxs, dwx, db = common.projection_grads(ws, W_x, du, needed[0], needed[2] or needed[4])
         return dxs, (dh if needed[1] else None), dwx, dwh, db, dbh
