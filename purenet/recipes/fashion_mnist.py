@@ -44,7 +44,7 @@ def mlp():
 
 CNN_FILTERS = (32, 64, 128)
 CNN_KERNELS = (5, 3, 3)         # the recipe's kernel sizes, one per conv block
-CNN_POOL_FIRST = False          # max pooling before the batch norm
+CNN_POOL_FIRST = True           # max pooling before the batch norm (chosen on validation)
 
 
 def cnn(kernel_sizes=CNN_KERNELS, pool_first=CNN_POOL_FIRST):
