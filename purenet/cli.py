@@ -236,15 +236,17 @@ def _os_error(err):
 
 
 def _launch(workers, argv):
-    """``--workers N``: the same command on N processes, started by mpiexec."""
-    from .distributed import INSTALL_HINT
+    """``--workers N``: the same command on N processes, started by mpiexec, each with its
+    share of the cores for BLAS unless the environment sets thread counts."""
+    from .distributed import INSTALL_HINT, thread_settings
     mpiexec = shutil.which("mpiexec")
     if importlib.util.find_spec("mpi4py") is None or mpiexec is None:
         missing = "mpi4py" if mpiexec else "mpiexec"
         raise ConfigError(f"--workers {workers} needs MPI ({missing} not found): {INSTALL_HINT}")
+    env = {**os.environ, **thread_settings(workers, os.environ)}
     try:
         return subprocess.call([mpiexec, "-n", str(workers), sys.executable, "-m", "purenet",
-                                *argv])
+                                *argv], env=env)
     except KeyboardInterrupt:
         return 130
 
@@ -257,10 +259,25 @@ def _distributed(args):
     if args.command != "train" or launched_size() < 2:
         return None, nullcontext()
     parallel = DataParallel(sync_batch_norm=args.sync_batch_norm)
+    _note_threads(parallel)
     if not parallel.writes:
         sys.stdout = open(os.devnull, "w")
     return parallel, abort_on_error(parallel.comm, prefix="purenet: error: ",
                                     passing=(RunInterrupted, RunDiverged))
+
+
+def _note_threads(parallel):
+    """Say (once) how to avoid oversubscribing the cores when several processes on this
+    machine were started without thread counts (``--workers`` sets them)."""
+    from .distributed import cores, thread_settings
+    here = parallel.comm.Split_type(parallel.MPI.COMM_TYPE_SHARED).Get_size()
+    settings = thread_settings(here, os.environ)
+    if parallel.writes and here > 1 and settings:
+        print(f"purenet: note: {here} processes share this machine's {cores()} cores, and "
+              "each one's BLAS may start a thread per core; for speed set "
+              f"OPENBLAS_NUM_THREADS={settings['OPENBLAS_NUM_THREADS']} and OMP_NUM_THREADS="
+              f"{settings['OMP_NUM_THREADS']} for mpiexec (--workers {here} does that)",
+              file=sys.stderr, flush=True)
 
 
 def main(argv=None):

@@ -60,6 +60,33 @@ INSTALL_HINT = 'pip install "purenet[mpi]"'
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
 
 
+# What BLAS and OpenMP libraries read for their thread counts, once, as they load.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cores():
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def thread_settings(processes, environ, available=None):
+    """Environment variables giving each of ``processes`` processes on this machine its
+    share of the cores for BLAS (at least one thread); nothing when ``environ`` already
+    sets any of ``THREAD_VARIABLES`` (the user's choice stands).
+
+    Without them every process's BLAS starts as many threads as there are cores, so N
+    processes run N times too many threads, which spin against each other: an epoch
+    of the MLP recipe on 2 processes of a 2-core machine took 21.6 s so, 3.8 s with
+    one thread each.
+    """
+    if any(name in environ for name in THREAD_VARIABLES):
+        return {}
+    share = str(max(1, (available or cores()) // processes))
+    return {name: share for name in THREAD_VARIABLES}
+
+
 class DistributedError(PurenetError, RuntimeError):
     """The ranks of a data-parallel run disagree, or MPI is missing."""
 

@@ -250,7 +250,8 @@ def test_version_and_help_show_every_default(capsys):
     assert seen > 30
     assert main(["train", "fashion-mnist", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "default: cnn" in text and "13-16 min" in text
+    cnn_duration = fashion_mnist.MODELS["cnn"].duration.removeprefix("about ")
+    assert "default: cnn" in text and cnn_duration in text and "12-15 min" in text
     assert "default: runs/fashion-mnist" in text and "runs/runs" not in text
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import purenet as pn
+from purenet.distributed import THREAD_VARIABLES, thread_settings
 from purenet.ops.normalization import batch_norm, shared_statistics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,9 +27,11 @@ needs_mpi = pytest.mark.skipif(not _mpi_ready(), reason="needs mpi4py and mpiexe
                                                         '(pip install "purenet[mpi]")')
 
 
-def _mpiexec(n, *args, timeout=120):
+def _mpiexec(n, *args, timeout=120, threads=True):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get(
         "PYTHONPATH")])), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    if not threads:                     # as a user would start it: no thread counts set
+        env = {k: v for k, v in env.items() if k not in THREAD_VARIABLES}
     return subprocess.run(["mpiexec", "-n", str(n), *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -97,6 +100,44 @@ def test_workers_without_mpi_is_a_one_line_error(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert status == 2
     assert len(err.splitlines()) == 1 and 'pip install "purenet[mpi]"' in err
+
+
+def test_each_process_gets_its_share_of_the_cores_unless_the_user_chose():
+    assert thread_settings(2, {}, available=2) == {name: "1" for name in THREAD_VARIABLES}
+    assert thread_settings(2, {}, available=8)["OPENBLAS_NUM_THREADS"] == "4"
+    assert thread_settings(4, {}, available=2)["OMP_NUM_THREADS"] == "1"
+    assert thread_settings(2, {"OMP_NUM_THREADS": "3"}, available=8) == {}
+
+
+def test_workers_start_mpiexec_with_a_thread_count_per_process(monkeypatch, tmp_path):
+    from purenet import cli
+    calls = []
+    monkeypatch.setattr(cli.shutil, "which", lambda name: "/bin/" + name)
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    argv = ["train", "boston", "--workers", "2", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert cli.main(argv) == 0
+    (cmd, env), (_, env_user) = calls
+    assert cmd[:3] == ["/bin/mpiexec", "-n", "2"] and cmd[-len(argv):] == argv
+    share = thread_settings(2, {})["OMP_NUM_THREADS"]         # this machine's cores / 2
+    assert all(env[name] == share for name in THREAD_VARIABLES)
+    assert env_user["OPENBLAS_NUM_THREADS"] == "2" and "OMP_NUM_THREADS" not in env_user
+
+
+@needs_mpi
+def test_processes_started_without_thread_counts_are_told_how_to_set_them():
+    script = ("from purenet.cli import _note_threads\n"
+              "from purenet.distributed import DataParallel\n"
+              "_note_threads(DataParallel())\n")
+    plain = _mpiexec(2, sys.executable, "-c", script, timeout=60, threads=False)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stderr.count("note:") == 1 and "OPENBLAS_NUM_THREADS=" in plain.stderr
+    set_up = _mpiexec(2, sys.executable, "-c", script, timeout=60)
+    assert set_up.returncode == 0 and "note:" not in set_up.stderr
 
 
 @needs_mpi
