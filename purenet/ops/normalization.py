@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from .core import primitive
+from .linear import column_sums
 
 # Set by ``shared_statistics`` while a data-parallel step runs with synchronised batch
 # norm: (sum over processes, this process's examples, the global batch's examples).
@@ -97,7 +98,7 @@ class _Channels:
     def sums(self, a2):
         """Per-channel sums of a 2-D layout array: (C,)."""
         if self.inner:
-            return (np.ones(self.n, a2.dtype) @ a2).reshape(-1, self.c).sum(axis=0)
+            return column_sums(a2).reshape(-1, self.c).sum(axis=0)
         return (a2 @ np.ones(self.width, a2.dtype)).reshape(self.n, self.c).sum(axis=0)
 
 
