@@ -3,9 +3,8 @@
 The same network on both sides, the recipe's (three blocks of a "same" conv without
 bias, 2x2 max pool and batch norm in the recipe's order, and ReLU, with ``CNN_FILTERS``
 filters of ``CNN_KERNELS`` sizes; dense 128 ReLU, dropout 0.4, dense 10; PyTorch's
-from ``torch_models``), Adam,
-batch 128, float32, the same number of threads, random data of Fashion-MNIST's
-shape, no augmentation and no label smoothing on either side.
+from ``torch_models``), Adam, batch 128, float32, the same number of threads, random
+data of Fashion-MNIST's shape, no augmentation and no label smoothing on either side.
 ``--samples`` below 55,000 times a partial epoch and scales it to the recipe's
 55,000 training images. Prints each side's seconds per epoch and the
 ratio purenet / PyTorch.

@@ -26,7 +26,7 @@ from purenet.recipes.fashion_mnist import (CNN_KERNELS, CNN_POOL_FIRST, FASHION_
 from purenet.train import fit
 
 
-def train_candidate(train, val, kernels, epochs, augment, seed, pool_first=False):
+def train_candidate(train, val, kernels, epochs, augment, seed, pool_first=CNN_POOL_FIRST):
     """Validation accuracies per epoch and seconds per epoch of one candidate."""
     recipe = MODELS["cnn"]
     model = cnn(kernels, pool_first)
@@ -40,7 +40,8 @@ def train_candidate(train, val, kernels, epochs, augment, seed, pool_first=False
                  augment=shift_and_flip() if augment else None, verbose=2,
                  distributed=PARALLEL)
     logs = result.history.history
-    return {"kernels": list(kernels), "pool_first": pool_first, "epochs": epochs, "augment": augment, "seed": seed,
+    return {"kernels": list(kernels), "pool_first": pool_first, "epochs": epochs,
+            "augment": augment, "seed": seed,
             "val_accuracy": logs["val_accuracy"], "best_val_accuracy": max(logs["val_accuracy"]),
             "last_val_accuracy": logs["val_accuracy"][-1],
             "seconds_per_epoch": logs["seconds"], "minutes": (time.perf_counter() - start) / 60}

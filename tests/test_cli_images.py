@@ -87,8 +87,8 @@ def test_the_cnn_recipes_convolutions_need_no_bias(pool_first):
     model = cnn(pool_first=pool_first)
     _, params, state = model.init(pn.key(0), (1, 28, 28))
     names = [name for name in params if name.split("_")[0] in ("conv2d", "batchnorm", "maxpool2d")]
-    assert [n.split("_")[0] for n in names[:3]] == (
-        ["conv2d", "maxpool2d", "batchnorm"] if pool_first else ["conv2d", "batchnorm", "maxpool2d"])
+    middle = ["maxpool2d", "batchnorm"] if pool_first else ["batchnorm", "maxpool2d"]
+    assert [n.split("_")[0] for n in names[:3]] == ["conv2d", *middle]
     assert all("b" not in params[n] for n in names if n.startswith("conv2d"))
 
     def block(use_bias):

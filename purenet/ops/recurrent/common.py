@@ -121,7 +121,8 @@ def squash(e, numerator):
     With k = 1 and numerator 1 that is σ(z); with k = 2 and numerator 2 it is
     tanh(z) + 1, since tanh(z) = 2 σ(2z) - 1. NumPy's float32 ``exp`` is so much
     cheaper than its ``tanh`` that even tanh costs about 0.7 of ``np.tanh`` this way
-    on large arrays (``bench/bench_tanh.py``), so every activation goes through ``exp``. An ``e`` that overflowed to inf gives exactly 0 (call inside
+    on large arrays (``bench/bench_tanh.py``), so every activation goes through
+    ``exp``. An ``e`` that overflowed to inf gives exactly 0 (call inside
     ``np.errstate(over="ignore")``).
     """
     e += 1
