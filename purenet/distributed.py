@@ -77,9 +77,8 @@ def thread_settings(processes, environ, available=None):
     sets any of ``THREAD_VARIABLES`` (the user's choice stands).
 
     Without them every process's BLAS starts as many threads as there are cores, so N
-    processes run N times too many threads, which spin against each other: an epoch
-    of the MLP recipe on 2 processes of a 2-core machine took 21.6 s so, 3.8 s with
-    one thread each.
+    processes run N times too many threads, which spin against each other and slow
+    every step.
     """
     if any(name in environ for name in THREAD_VARIABLES):
         return {}
