@@ -22,7 +22,7 @@ THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402
 
-BLAS_BOUND = ("linear", "matmul", "conv2d", "conv1d", "conv_transpose2d", "lstm_sequence",
+BLAS_BOUND = ("linear", "matmul", "conv2d", "conv2d_max_pool2d", "conv1d", "conv_transpose2d", "lstm_sequence",
               "gru_sequence", "rnn_sequence")
 
 
@@ -46,7 +46,7 @@ def flops(name, shapes, needed=None):
     if name in ("linear", "matmul") and len(shapes[1]) == 2:
         rows, (n_in, n_out) = int(np.prod(shapes[0][:-1])), shapes[1]
         per = 2 * rows * n_in * n_out
-    elif name == "conv2d":
+    elif name in ("conv2d", "conv2d_max_pool2d"):
         (n, _, h, w), (kh, kw, c_in, c_out) = shapes[0], shapes[1]
         per = 2 * n * h * w * kh * kw * c_in * c_out        # upper bound for "same"/stride 1
     elif name.endswith("_sequence"):

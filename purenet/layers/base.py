@@ -45,7 +45,7 @@ _NAMED_ERRORS = (ShapeError, ConfigError, DataError)   # prefixed with the layer
 class Layer:
     """A named (init, apply) pair. See the module docstring for the protocol."""
 
-    def __init__(self, kind, init_fn, apply_fn, children=(), config=None, name=None):
+    def __init__(self, kind, init_fn, apply_fn, children=(), config=None, name=None, fuse=None):
         self.kind = kind              # e.g. "dense"
         self.name = name or kind      # e.g. "dense_2" once placed in a serial
         self.named = name is not None     # a name the user chose, kept by serial
@@ -53,37 +53,41 @@ class Layer:
         self.apply_fn = apply_fn      # (params, state, x, train, key) -> (y, new_state)
         self.children = tuple(children)   # sub-layers of a combinator, for summaries
         self.config = config              # {"type": constructor, "args": {...}}
+        # fuse(next_layer) -> None, or fused(params, x) -> y computing both layers at once
+        # from this layer's params (the next one has none), for serial
+        self.fuse = fuse
 
     def renamed(self, name):
-        layer = Layer(self.kind, self.init_fn, self.apply_fn, self.children, self.config, name)
+        layer = Layer(self.kind, self.init_fn, self.apply_fn, self.children, self.config, name,
+                      self.fuse)
         layer.named = self.named
         return layer
 
     def init(self, key, in_shape, dtype=np.float32):
         """``(out_shape, params, state)`` for inputs of shape ``(batch, *in_shape)``."""
-        try:
-            return self.init_fn(key, tuple(in_shape), np.dtype(dtype))
-        except _NAMED_ERRORS as err:
-            if type(err) not in _NAMED_ERRORS:
-                raise
-            raise self._named(err) from None
+        return self._naming_errors(self.init_fn, key, tuple(in_shape), np.dtype(dtype))
 
     def apply(self, params, state, x, *, train=False, key=None):
         """``(y, new_state)``: the output and the state after this call."""
+        return self._naming_errors(self.apply_fn, params, state, x, train, key)
+
+    def apply_fused(self, fused, params, x):
+        """``fused(params, x)``, a function ``self.fuse`` gave, its errors named like ``apply``'s."""
+        return self._naming_errors(fused, params, x)
+
+    def _naming_errors(self, fn, *args):
+        """``fn(*args)``, its shape, config and data errors prefixed with this layer's name
+        (nested layers prefix in turn)."""
         try:
-            return self.apply_fn(params, state, x, train, key)
+            return fn(*args)
         except _NAMED_ERRORS as err:
             if type(err) not in _NAMED_ERRORS:
                 raise
-            raise self._named(err) from None
+            raise type(err)(f"layer '{self.name}': {err}") from None
 
     def __call__(self, params, x, state=None):
         """Inference: the output only."""
         return self.apply(params, {} if state is None else state, x)[0]
-
-    def _named(self, err):
-        """The error prefixed with this layer's name (nested layers prefix in turn)."""
-        return type(err)(f"layer '{self.name}': {err}")
 
     def __repr__(self):
         return f"<layer {self.name}>"
@@ -124,17 +128,33 @@ def _unique_names(layers):
     return names
 
 
+def _fusions(layers):
+    """``{i: fused}`` for each layer i that runs together with layer i + 1 (see ``serial``)."""
+    fused, i = {}, 0
+    while i < len(layers) - 1:
+        joint = layers[i].fuse(layers[i + 1]) if layers[i].fuse else None
+        if joint is not None:
+            fused[i] = joint
+        i += 2 if joint is not None else 1
+    return fused
+
+
 @layer_constructor
 def serial(*layers):
     """Compose layers in order: ``serial(f, g)(x) == g(f(x))``.
 
     Params and state are dicts keyed by each layer's ``name=`` when it was given
     one, else ``"<kind>_<position>"`` (``dense_0``, ...); keys must be unique.
+
+    Two neighbours that one primitive computes faster run as one (a Conv2D followed by
+    a MaxPool2D of tiling windows: ``ops.conv_pool``): same values and gradients, same
+    params, state and layer names.
     """
     if not layers:
         raise ValueError("serial() needs at least one layer")
     names = _unique_names(layers)
     layers = [layer.renamed(name) for layer, name in zip(layers, names)]
+    fusions = _fusions(layers)
 
     def init(key, in_shape, dtype):
         params, state, shape = {}, {}, in_shape
@@ -144,10 +164,17 @@ def serial(*layers):
 
     def apply(params, state, x, train, key):
         keys = split(key, len(layers)) if key is not None else [None] * len(layers)
-        new_state = {}
-        for layer, k in zip(layers, keys):
-            x, new_state[layer.name] = layer.apply(params[layer.name], state.get(layer.name, {}),
-                                                   x, train=train, key=k)
+        new_state, skip = {}, False
+        for i, (layer, k) in enumerate(zip(layers, keys)):
+            if skip:                    # computed with the layer before it
+                new_state[layer.name], skip = state.get(layer.name, {}), False
+            elif i in fusions:
+                x = layer.apply_fused(fusions[i], params[layer.name], x)
+                new_state[layer.name], skip = state.get(layer.name, {}), True
+            else:
+                x, new_state[layer.name] = layer.apply(params[layer.name],
+                                                       state.get(layer.name, {}), x,
+                                                       train=train, key=k)
         return x, new_state
 
     return Layer("serial", init, apply, children=layers)

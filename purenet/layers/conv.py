@@ -17,7 +17,9 @@ from .. import initializers
 from ..errors import ConfigError, ShapeError
 from ..ops import activations
 from ..ops.conv import conv1d, conv2d
-from ..ops.geometry import Geometry, as_pair, check_settings, settings_1d, single
+from ..ops.conv_pool import conv2d_max_pool2d
+from ..ops.geometry import (Geometry, as_pair, check_settings, resolve_padding, settings_1d,
+                            single)
 from ..ops.pooling import (avg_pool1d, avg_pool2d, check_pool_settings, global_avg_pool2d,
                            max_pool1d, max_pool2d, pool_geometry)
 from ..ops.pooling import settings_1d as pool_settings_1d
@@ -86,7 +88,35 @@ def _conv_layer(kind, rank, filters, kernel_size, act, w_init, b_init, use_bias,
         _check_input(x, params["W"].shape[-2], rank + 2, layout)
         return activations.activate(act, prim(x, params["W"], params.get("b"), **settings)), state
 
-    return Layer(kind, init, apply)
+    def fuse(next_layer):
+        # max(act(z)) = act(max(z)) for these activations, gradients and ties included
+        pool = _tiling_max_pool(next_layer)
+        if rank != 2 or pool is None or act not in (activations.identity, activations.relu):
+            return None
+
+        def fused(params, x):
+            _check_input(x, params["W"].shape[-2], 4, layout)
+            y = conv2d_max_pool2d(x, params["W"], params.get("b"), pool_size=pool, **settings)
+            return activations.activate(act, y)
+        return fused
+
+    return Layer(kind, init, apply, fuse=fuse)
+
+
+def _tiling_max_pool(layer):
+    """The window of a MaxPool2D whose windows tile its input (stride = window, no
+    padding), which ``conv2d_max_pool2d`` can compute with the convolution before it;
+    else None."""
+    config = layer.config or {}
+    if config.get("type") != "MaxPool2D":
+        return None
+    args = config["args"]
+    pool = as_pair(args["pool_size"], "pool_size")
+    stride = pool if args["stride"] is None else as_pair(args["stride"], "stride")
+    if stride != pool or args["padding"] == "same":     # "same" pads odd sizes
+        return None
+    pads = resolve_padding(args["padding"], pool, pool, stride, (1, 1))
+    return pool if pads == ((0, 0), (0, 0)) else None
 
 
 @layer_constructor

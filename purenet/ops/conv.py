@@ -34,10 +34,10 @@ from .core import primitive
 from .geometry import Geometry, settings_1d
 from .linear import column_sums
 from .patches import (chunk_size, channels_last, col2im, correlate, pad_channels_last, pad_hw,
-                      patch_chunks)
+                      patch_chunks, patches_view)
 
 
-def _check_conv2d_args(x, w, b):
+def check_conv2d_args(x, w, b):
     if np.ndim(x) != 4:
         raise ShapeError(f"conv2d: input must be (batch, channels, height, width), got shape {np.shape(x)}")
     if np.ndim(w) != 4:
@@ -86,7 +86,7 @@ def input_grad(gt, w, geom, dtype):
     n, (h, w_), (hp, wp) = len(gt), geom.in_hw, geom.padded_hw
     dxp = np.zeros((n, hp, wp, c_in), dtype)
     w2 = w.reshape(-1, c_out)
-    step = chunk_size(geom, w2.shape[0], c_out, dtype)
+    step = chunk_size(geom.out_hw[0] * geom.out_hw[1], w2.shape[0], c_out, dtype)
     for start in range(0, n, step):
         g2 = np.ascontiguousarray(gt[start:start + step]).reshape(-1, c_out)
         dcols = (w2 @ g2.T).T if c_in == 1 else g2 @ w2.T     # the layout _patch_buffer uses
@@ -95,14 +95,16 @@ def input_grad(gt, w, geom, dtype):
     return dxp[:, top:top + h, left:left + w_]
 
 
-def kernel_grads(xp, gt, geom, dtype, w2, want_dw, want_db):
-    """``(dW2 (kh*kw*C_in, C_out), db (C_out,))`` from channels-last output gradient ``gt``;
-    either is None when not wanted. dW2 rebuilds the patch chunks instead of keeping them."""
+def kernel_grads(patches, gt, dtype, w2, want_dw, want_db):
+    """``(dW2 (kh*kw*C_in, C_out), db (C_out,))`` from the output gradient ``gt``
+    (N, *positions, C_out), its positions those of the patch view ``patches``
+    (``patches.patches_view``); either result is None when not wanted. dW2 rebuilds the
+    patch chunks instead of keeping them."""
     c_out = w2.shape[1]
     if not want_dw:
         return None, (column_sums(np.ascontiguousarray(gt).reshape(-1, c_out)) if want_db else None)
     dw, db = np.zeros(w2.shape, dtype), np.zeros(c_out, dtype)
-    for samples, cols in patch_chunks(xp, geom, dtype, c_out):
+    for samples, cols in patch_chunks(patches, dtype, c_out):
         g2 = np.ascontiguousarray(gt[samples]).reshape(-1, c_out)
         dw += cols.T @ g2
         if want_db:
@@ -117,7 +119,7 @@ def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1):
 
     The backward computes only the gradients asked for: the input gradient of a first
     layer (its input is data) is never computed."""
-    _check_conv2d_args(x, w, b)
+    check_conv2d_args(x, w, b)
     geom = Geometry(x.shape[2:], w.shape[:2], stride, padding, dilation)
     dtype = np.result_type(x.dtype, w.dtype)
     xp = pad_channels_last(x, geom.pads)
@@ -127,7 +129,8 @@ def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1):
     def backward(g, needed):
         # y = cols W2 + b  =>  dW2 = cols^T g,  db = Σ_rows g,  dx = im2col^T(g W2^T) (input_grad)
         gt = channels_last(g)
-        dw, db = kernel_grads(xp, gt, geom, dtype, w2, needed[1], needed[2] and b is not None)
+        dw, db = kernel_grads(patches_view(xp, geom), gt, dtype, w2, needed[1],
+                              needed[2] and b is not None)
         dx = input_grad(gt, w, geom, dtype).transpose(0, 3, 1, 2) if needed[0] else None
         return dx, None if dw is None else dw.reshape(w.shape), db
 

@@ -24,7 +24,7 @@ from ..errors import ConfigError, ShapeError
 from .conv import input_grad, kernel_grads
 from .core import primitive
 from .geometry import Geometry, as_pair, resolve_padding, settings_1d
-from .patches import channels_last, correlate, pad_channels_last
+from .patches import channels_last, correlate, pad_channels_last, patches_view
 
 
 def transposed_geometry(in_hw, kernel_hw, stride=1, padding="valid", output_padding=0,
@@ -81,7 +81,7 @@ def conv_transpose2d(x, w, b, *, stride=1, padding="valid", output_padding=0, di
         gp = pad_channels_last(g, geom.pads)
         w2 = w.reshape(-1, w.shape[3])
         dx = correlate(gp, w2, geom, dtype).transpose(0, 3, 1, 2) if needed[0] else None
-        dw = kernel_grads(gp, xt, geom, dtype, w2, needed[1], False)[0]
+        dw = kernel_grads(patches_view(gp, geom), xt, dtype, w2, needed[1], False)[0]
         db = g.sum(axis=(0, 2, 3)) if b is not None and needed[2] else None
         return dx, None if dw is None else dw.reshape(w.shape), db
 

@@ -48,12 +48,12 @@ def crop_to_nchw(xp, pads, in_hw):
 CHUNK_BYTES = 5 << 20   # patches + results of one chunk: a few MB, well inside the L3 cache
 
 
-def chunk_size(geom, patch_width, out_width, dtype):
-    """Samples per chunk, so that a chunk's patch matrix and matmul result take about
-    CHUNK_BYTES. ``bench/bench_conv_constants.py`` sweeps it: best on 2-core AVX-512
-    machines at 4-8 MB; on a 2-core AMD EPYC 5 MB was best or within 3% of the best
-    (2 MB), 10 MB and more 14-37% slower."""
-    per_sample = geom.out_hw[0] * geom.out_hw[1] * (patch_width + out_width)
+def chunk_size(rows_per_sample, patch_width, out_width, dtype):
+    """Samples per chunk, so that a chunk's patch matrix (``rows_per_sample`` rows of
+    ``patch_width``) and matmul result take about CHUNK_BYTES. ``bench/bench_conv_constants.py``
+    sweeps it: best on 2-core AVX-512 machines at 4-8 MB; on a 2-core AMD EPYC 5 MB was
+    best or within 3% of the best (2 MB), 10 MB and more 14-37% slower."""
+    per_sample = rows_per_sample * (patch_width + out_width)
     return max(1, CHUNK_BYTES // (per_sample * np.dtype(dtype).itemsize))
 
 
@@ -65,17 +65,31 @@ def patches_view(xp, geom):
     return windows[:, ::sh, ::sw, :, ::dh, ::dw].transpose(0, 1, 2, 4, 5, 3)
 
 
+def pooled_order(patches, pool_hw):
+    """Reorder the patch rows of ``patches_view`` (N, H_out, W_out, kh, kw, C) for a max
+    pooling of tiling ``pool_hw`` windows, still without a copy:
+    (N, ph, pw, H_out // ph, W_out // pw, kh, kw, C). Output rows and columns that no
+    window covers are dropped. The rows of one window offset (a, b) then come one after
+    the other, so the pooling compares long contiguous blocks (``ops.conv_pool``)."""
+    (ph, pw), (n, ho, wo) = pool_hw, patches.shape[:3]
+    hq, wq = ho // ph, wo // pw
+    tiles = patches[:, :hq * ph, :wq * pw].reshape((n, hq, ph, wq, pw) + patches.shape[3:])
+    return tiles.transpose(0, 2, 4, 1, 3, 5, 6, 7)
+
+
 def _patch_copier(patches, batch, dtype):
     """A function ``samples -> cols`` copying those samples' patches into one reused buffer.
 
-    Each (j, c) row of a patch is a contiguous run in both the channels-last image and
-    the buffer, so the copy streams ``kw*C`` values at a time. With a single channel
-    those runs would be one value long, so the buffer is offset-major instead, each
-    copy streams image rows, and the matrix handed out is a transposed view.
+    ``patches`` is (N, *positions, kh, kw, C). Each (j, c) row of a patch is a contiguous
+    run in both the channels-last image and the buffer, so the copy streams ``kw*C``
+    values at a time. With a single channel those runs would be one value long, so the
+    buffer is offset-major instead, each copy streams image rows, and the matrix handed
+    out is a transposed view.
     """
-    k = patches.shape[3] * patches.shape[4] * patches.shape[5]
-    if patches.shape[5] == 1:
-        offset_major = patches.transpose(3, 4, 5, 0, 1, 2)
+    k = patches.shape[-3] * patches.shape[-2] * patches.shape[-1]
+    if patches.shape[-1] == 1:
+        rank = patches.ndim
+        offset_major = patches.transpose((rank - 3, rank - 2, rank - 1) + tuple(range(rank - 3)))
         buffer = np.empty(offset_major.shape[:3] + (batch,) + offset_major.shape[4:], dtype)
 
         def copy(samples):
@@ -92,18 +106,20 @@ def _patch_copier(patches, batch, dtype):
     return copy
 
 
-def patch_chunks(xp, geom, dtype, out_width):
-    """Yield ``(samples, cols)`` over cache-sized groups of samples of padded channels-last
-    ``xp``, ``cols`` being their im2col matrix (rows (n, p, q), columns (i, j, c) like a
-    flattened HWIO kernel), sized for a matmul giving ``out_width`` columns. ``cols`` is
+def patch_chunks(patches, dtype, out_width):
+    """Yield ``(samples, cols)`` over cache-sized groups of samples of a patch view
+    ``patches`` (N, *positions, kh, kw, C) (``patches_view``, ``pooled_order``), ``cols``
+    being their im2col matrix (rows (n, *positions), columns (i, j, c) like a flattened
+    HWIO kernel), sized for a matmul giving ``out_width`` columns. ``cols`` is
     overwritten by the next step: use it at once.
 
     Working in chunks keeps each patch matrix in cache between its copy and its matmul,
     instead of writing and re-reading hundreds of megabytes.
     """
-    n, c = xp.shape[0], xp.shape[3]
-    step = min(n, chunk_size(geom, geom.kernel_hw[0] * geom.kernel_hw[1] * c, out_width, dtype))
-    copy = _patch_copier(patches_view(xp, geom), step, dtype)
+    n, rows = patches.shape[0], int(np.prod(patches.shape[1:-3]))
+    width = patches.shape[-3] * patches.shape[-2] * patches.shape[-1]
+    step = min(n, chunk_size(rows, width, out_width, dtype))
+    copy = _patch_copier(patches, step, dtype)
     for start in range(0, n, step):
         samples = slice(start, min(start + step, n))
         yield samples, copy(samples)
@@ -113,7 +129,7 @@ def correlate(xp, w2, geom, dtype, b=None):
     """``patches(xp) @ w2 + b``: padded channels-last ``xp``, a flattened kernel
     ``w2 (kh*kw*C, C_out)`` and an optional bias -> channels-last ``(N, H_out, W_out, C_out)``."""
     y = np.empty((xp.shape[0],) + geom.out_hw + (w2.shape[1],), dtype)
-    for samples, cols in patch_chunks(xp, geom, dtype, w2.shape[1]):
+    for samples, cols in patch_chunks(patches_view(xp, geom), dtype, w2.shape[1]):
         block = np.matmul(cols, w2, out=y[samples].reshape(-1, w2.shape[1]))
         if b is not None:
             block += b              # while the block is still in cache
