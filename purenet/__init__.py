@@ -32,4 +32,4 @@ from .summary import summary
 from .testing import check_grads, check_layer_grads, check_model_grads
 from .train import (BackupAndRestore, Best, Callback, CSVLogger, EarlyStopping, FitResult, History,
                     LambdaCallback, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN, evaluate,
-                    fit, loss_and_grads, predict, train_step)
+                    fit, loss_and_grads, predict, predict_averaged, train_step)

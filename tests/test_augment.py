@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from purenet.data.augment import compose, random_flip, random_shift
+from purenet.data.augment import (compose, flip, random_flip, random_shift, shift,
+                                  shift_flip_views)
 from purenet.errors import ConfigError, ShapeError
 from purenet.random import key
 
@@ -75,3 +76,30 @@ def test_shift_fills_uncovered_pixels_with_the_image_minimum():
     assert set(np.unique(y)) <= {3.0, 9.0}
     moved = ~np.all(y == x, axis=(1, 2, 3))
     assert moved.any() and np.all(y.min(axis=(1, 2, 3)) == 3.0)
+
+
+def test_shift_moves_every_image_and_fills_like_random_shift():
+    x = np.random.default_rng(0).standard_normal((3, 2, 5, 6)).astype(np.float32)
+    low = x.min(axis=(1, 2, 3))[:, None, None, None]
+    down = shift(x, 1, 0)
+    np.testing.assert_array_equal(down[:, :, 1:], x[:, :, :-1])
+    np.testing.assert_array_equal(down[:, :, 0], np.broadcast_to(low[:, :, 0], down[:, :, 0].shape))
+    left = shift(x, 0, -2)
+    np.testing.assert_array_equal(left[..., :-2], x[..., 2:])
+    assert np.all(left[..., -2:] == low)
+    np.testing.assert_array_equal(shift(x, 0, 0), x)
+    np.testing.assert_array_equal(flip(x), x[..., ::-1])
+
+
+def test_the_views_are_every_outcome_of_the_random_augmentation():
+    x = np.random.default_rng(1).standard_normal((1, 1, 6, 6)).astype(np.float32)
+    views = shift_flip_views(1)
+    outputs = [view(x) for view in views]
+    assert len(views) == 18
+    np.testing.assert_array_equal(outputs[0], x)                        # the identity first
+    assert len({o.tobytes() for o in outputs}) == 18                    # all different
+    augment = compose(random_shift(1), random_flip())
+    draws = {augment(x, key(i)).tobytes() for i in range(300)}
+    assert draws == {o.tobytes() for o in outputs}
+    with pytest.raises(ConfigError, match="max_shift"):
+        shift_flip_views(-1)

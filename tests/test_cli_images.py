@@ -32,6 +32,8 @@ def test_train_writes_everything(trained):
     for png in ("learning_curves.png", "confusion_matrix.png", "predictions.png"):
         assert (trained / png).read_bytes()[:4] == b"\x89PNG"
     assert (trained / "cnn.npz").exists()
+    assert report["average_views"] == 18                # the cnn recipe scores on 18 views
+    assert 0.5 < report["val_accuracy_averaged"] <= 1.0
 
 
 def test_evaluate_and_predict_in_a_new_process(trained, idx_dir, tmp_path):
@@ -39,7 +41,7 @@ def test_evaluate_and_predict_in_a_new_process(trained, idx_dir, tmp_path):
                                     text=True, check=True).stdout
     out = run("evaluate", str(trained / "cnn.npz"), "--data", "mnist", "--data-dir", str(idx_dir))
     report = json.loads((trained / "metrics.json").read_text())
-    assert f"test accuracy {report['test_accuracy']:.4f}" in out
+    assert f"test accuracy {report['test_accuracy']:.4f} on 100 images (mean over 18 views" in out
     images, labels = synthetic_images(3, seed=5)
     np.save(tmp_path / "three.npy", images)
     from PIL import Image
@@ -74,6 +76,20 @@ def test_augmentation_follows_the_recipe_unless_a_flag_says(flag, expected):
         assert fashion_mnist._augments(args, recipe) is want, name
     assert fashion_mnist._augments(args, fashion_mnist.MODELS["mlp"]._replace(augment=True)) \
         is (True if expected == "recipe" else expected)
+
+
+@pytest.mark.parametrize("flag, expected", [(None, "recipe"), ("--average-views", 18),
+                                            ("--no-average-views", None)])
+def test_test_time_views_follow_the_recipe_unless_a_flag_says(flag, expected):
+    import argparse
+    from purenet.recipes import fashion_mnist
+    parser = argparse.ArgumentParser()
+    fashion_mnist.add_arguments(parser)
+    args = parser.parse_args([flag] if flag else [])
+    for name, recipe in fashion_mnist.MODELS.items():
+        views = fashion_mnist._views(args, recipe)
+        want = (18 if recipe.average_views else None) if expected == "recipe" else expected
+        assert (views and len(views)) == want, name
 
 
 @pytest.mark.parametrize("pool_first", [False, True])

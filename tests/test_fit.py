@@ -11,7 +11,8 @@ from purenet.errors import ConfigError, DataError, ShapeError
 from purenet.layers import BatchNorm, Dense, Dropout, serial
 from purenet.optim import sgd
 from purenet.random import key
-from purenet.train import LambdaCallback, TerminateOnNaN, evaluate, fit, predict
+from purenet.train import (LambdaCallback, TerminateOnNaN, evaluate, fit, predict,
+                           predict_averaged)
 from purenet.tree import tree_copy, tree_leaves
 
 
@@ -417,6 +418,22 @@ def test_predict_is_batched_inference():
     np.testing.assert_array_equal(predict(model, params, x, batch_size=7),
                                   predict(model, params, x, batch_size=7))
     assert predict(model, params, x).shape == (50, 1)
+
+
+def test_predict_averaged_is_the_mean_softmax_over_the_views():
+    from purenet.ops import softmax
+    model = serial(Dense(5, "tanh"), Dense(3))
+    _, params, _ = model.init(key(0), (4,))
+    x, _ = problem(n=20)
+    reverse = lambda batch: batch[:, ::-1]
+    np.testing.assert_allclose(predict_averaged(model, params, x, [lambda b: b]),
+                               softmax(model(params, x)), rtol=1e-6)
+    both = predict_averaged(model, params, x, [lambda b: b, reverse], batch_size=6)
+    want = (softmax(model(params, x)) + softmax(model(params, x[:, ::-1]))) / 2
+    np.testing.assert_allclose(both, want, rtol=1e-6)
+    np.testing.assert_allclose(both.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ConfigError, match="views is empty"):
+        predict_averaged(model, params, x, [])
 
 
 def test_evaluate_matches_direct_computation():

@@ -7,6 +7,8 @@ batch (the input is never modified). ``compose`` chains them into one
     augment = compose(random_shift(2), random_flip())
     fit(..., augment=augment)        # a fresh key for every batch
 """
+import functools
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -16,6 +18,16 @@ from ..random import generator, split
 def _check_images(x, name):
     if np.ndim(x) != 4:
         raise ShapeError(f"{name}: expected images (batch, channels, height, width), got {np.shape(x)}")
+
+
+def _padded(x, s):
+    """``x`` (N, C, H, W) with ``s`` pixels added on every side, each image's filled with
+    its minimum (the background of a normalised dark-ground image)."""
+    n, c, h, w = x.shape
+    xp = np.empty((n, c, h + 2 * s, w + 2 * s), x.dtype)
+    xp[:] = x.min(axis=(1, 2, 3))[:, None, None, None]
+    xp[:, :, s:s + h, s:s + w] = x
+    return xp
 
 
 def random_shift(max_shift):
@@ -28,9 +40,7 @@ def random_shift(max_shift):
     def augment(x, key):
         _check_images(x, "random_shift")
         n, c, h, w = x.shape
-        xp = np.empty((n, c, h + 2 * s, w + 2 * s), x.dtype)
-        xp[:] = x.min(axis=(1, 2, 3))[:, None, None, None]
-        xp[:, :, s:s + h, s:s + w] = x
+        xp = _padded(x, s)
         dy, dx = generator(key).integers(0, 2 * s + 1, (2, n))
         rows = (dy[:, None] + np.arange(h))[:, None, :, None]     # (N, 1, H, 1)
         cols = (dx[:, None] + np.arange(w))[:, None, None, :]     # (N, 1, 1, W)
@@ -38,6 +48,40 @@ def random_shift(max_shift):
         chans = np.arange(c)[None, :, None, None]
         return xp[batch, chans, rows, cols]
     return augment
+
+
+def shift(x, down, right):
+    """Every image translated ``down`` rows and ``right`` columns (negative: up, left),
+    uncovered pixels filled as ``random_shift`` fills them."""
+    _check_images(x, "shift")
+    s, (h, w) = max(abs(down), abs(right)), x.shape[2:]
+    if s == 0:
+        return np.array(x, copy=True)
+    return _padded(x, s)[:, :, s - down:s - down + h, s - right:s - right + w].copy()
+
+
+def flip(x):
+    """Every image mirrored left-right."""
+    _check_images(x, "flip")
+    return x[..., ::-1].copy()
+
+
+def shift_flip_views(max_shift):
+    """The deterministic versions of ``compose(random_shift(max_shift), random_flip())``:
+    one function ``x -> x'`` per shift in [-max_shift, max_shift]^2, unflipped and flipped
+    ((2 max_shift + 1)^2 * 2 of them, the identity first), for test-time augmentation
+    (``train.predict_averaged``)."""
+    if int(max_shift) < 0:
+        raise ConfigError(f"shift_flip_views: max_shift must be >= 0, got {max_shift}")
+    s = int(max_shift)
+    moves = sorted(((a, b) for a in range(-s, s + 1) for b in range(-s, s + 1)),
+                   key=lambda m: m != (0, 0))
+    return [functools.partial(_shifted_view, move=move, mirrored=mirrored)
+            for mirrored in (False, True) for move in moves]
+
+
+def _shifted_view(x, move, mirrored):
+    return shift(flip(x) if mirrored else x, *move)
 
 
 def random_flip(prob=0.5):

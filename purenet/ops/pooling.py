@@ -19,7 +19,8 @@ channels-last view of the input like the convolutions (see ``ops.conv``), so the
 outputs keep the channels-last memory of a convolution's output. The forward
 only takes maxima; the backward finds each window's first maximum by comparing
 with the output. Windows that tile the image (stride >= window) write each input
-gradient once instead of accumulating it.
+gradient once instead of accumulating it. A convolution followed by a max pooling of
+tiling windows has a faster primitive of its own (``ops.conv_pool``).
 """
 import numpy as np
 

@@ -7,7 +7,7 @@
 from .callbacks import (Best, Callback, CSVLogger, EarlyStopping, LambdaCallback,
                         ModelCheckpoint, ReduceLROnPlateau, Run, TerminateOnNaN)
 from .checkpoint import BackupAndRestore, Checkpoint, load_checkpoint, save_checkpoint
-from .evaluate import evaluate, predict
+from .evaluate import evaluate, predict, predict_averaged
 from .fit import FitResult, fit
 from .history import History
 from .step import loss_and_grads, train_step
@@ -16,5 +16,5 @@ __all__ = [
     "Best", "Callback", "CSVLogger", "EarlyStopping", "LambdaCallback", "ModelCheckpoint",
     "ReduceLROnPlateau", "Run", "TerminateOnNaN",
     "BackupAndRestore", "Checkpoint", "load_checkpoint", "save_checkpoint",
-    "evaluate", "predict", "FitResult", "fit", "History", "loss_and_grads", "train_step",
+    "evaluate", "predict", "predict_averaged", "FitResult", "fit", "History", "loss_and_grads", "train_step",
 ]

@@ -1,4 +1,5 @@
-"""Inference over a whole data set, in batches: ``predict`` and ``evaluate``.
+"""Inference over a whole data set, in batches: ``predict``, ``predict_averaged`` (test-time
+augmentation) and ``evaluate``.
 
 Both run the model in inference mode (``train=False``: dropout off, batch norm
 on its running statistics) on batches of ``batch_size`` examples taken in
@@ -19,6 +20,7 @@ from .. import metrics as metrics_module
 from ..data.validate import as_numeric_array
 from ..errors import ConfigError, DataError
 from ..layers.base import check_params
+from ..ops import softmax
 
 # Examples per forward pass when predicting or evaluating. Small enough that a conv net's
 # activations stay under the 32 MB that malloc recycles (see ``purenet.memory``): the
@@ -39,6 +41,21 @@ def predict(model, params, x, state=None, batch_size=DEFAULT_BATCH_SIZE):
     x = as_numeric_array(x, "x")
     check_params(model, params, x.shape[1:], state=state)
     return _outputs(model, params, x, state, batch_size)
+
+
+def predict_averaged(model, params, x, views, state=None, batch_size=DEFAULT_BATCH_SIZE):
+    """Test-time augmentation: the mean over ``views`` (functions of an input batch, such
+    as ``data.augment.shift_flip_views(1)``) of the model's softmax probabilities,
+    ``x (n, *in_shape) -> (n, classes)``."""
+    if not views:
+        raise ConfigError("predict_averaged: views is empty; give at least one function")
+    x = as_numeric_array(x, "x")
+    check_params(model, params, x.shape[1:], state=state)
+    total = None
+    for view in views:
+        probs = softmax(_outputs(model, params, view(x), state, batch_size))
+        total = probs if total is None else total + probs
+    return total / len(views)
 
 
 def _outputs(model, params, x, state, batch_size):
