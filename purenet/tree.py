@@ -16,7 +16,15 @@ def tree_map(fn, tree, *rest):
     if type(tree) is np.ndarray:            # the common leaf, tested first
         return fn(tree, *rest)
     if isinstance(tree, dict):
-        return {k: tree_map(fn, v, *[r[k] for r in rest]) for k, v in tree.items()}
+        if not rest:                        # the common cases, spelt out
+            return {k: fn(v) if type(v) is np.ndarray else tree_map(fn, v)
+                    for k, v in tree.items()}
+        if len(rest) == 1:
+            other = rest[0]
+            return {k: fn(v, other[k]) if type(v) is np.ndarray else tree_map(fn, v, other[k])
+                    for k, v in tree.items()}
+        return {k: fn(v, *[r[k] for r in rest]) if type(v) is np.ndarray
+                else tree_map(fn, v, *[r[k] for r in rest]) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         mapped = [tree_map(fn, v, *[r[i] for r in rest]) for i, v in enumerate(tree)]
         return type(tree)(mapped)
