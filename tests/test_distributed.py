@@ -168,3 +168,13 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(tmp_path):
     alone = pn.fit(model, params, loss, opt, x, y, **common)
     assert len(resumed.history) == 2
     assert relative_difference(resumed.params, alone.params) <= 1e-6
+
+
+def test_the_time_estimate_says_when_it_is_for_one_process_of_several():
+    import argparse
+    import types
+    from purenet.recipes.common import on_cores
+    assert on_cores(argparse.Namespace()) == "on 2 cores"
+    assert on_cores(argparse.Namespace(distributed=None)) == "on 2 cores"
+    two = argparse.Namespace(distributed=types.SimpleNamespace(size=2))
+    assert on_cores(two) == "for one process on 2 cores (2 processes share the work)"

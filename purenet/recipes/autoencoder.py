@@ -32,8 +32,8 @@ from .autoencoder_model import autoencoder, embed_2d, encode, linear_probe, pca,
     reconstruction_mse
 from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, run_options, writes,
                      describe_time, destination, draw, end_run, has_diverged, non_negative_int,
-                     out_path, plural, positive_int, run_header, short_reason, verbosity,
-                     was_interrupted)
+                     on_cores, out_path, plural, positive_int, run_header, short_reason,
+                     verbosity, was_interrupted)
 from .fashion_mnist import read_image
 
 SHORT_HELP = ("the book's chapter-7 convolutional autoencoder on MNIST-format images "
@@ -119,7 +119,7 @@ def run(args):
         + (TSNE_SECONDS if importlib.util.find_spec("sklearn") else 0.0)
     print(f"autoencoder, latent {args.latent}: {plural(args.epochs, 'epoch')} of "
           f"{len(train[0]):,} images, batch {args.batch_size}; about {describe_time(estimate)} "
-          "on 2 cores (Ctrl-C stops and keeps the last completed epoch)")
+          f"{on_cores(args)} (Ctrl-C stops and keeps the last completed epoch)")
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported
         result = fit(model, params, "mse", optim.adam(LEARNING_RATE), train[0], train[0],

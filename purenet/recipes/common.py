@@ -255,6 +255,16 @@ def describe_time(seconds):
     return f"{seconds / 3600:.1f} h"
 
 
+def on_cores(args):
+    """Where a printed estimate holds: "on 2 cores", or, on several processes, for one
+    process (the estimates are measured that way; processes sharing the work take less)."""
+    parallel = getattr(args, "distributed", None)
+    processes = getattr(parallel, "size", 1)
+    if processes < 2:
+        return "on 2 cores"
+    return f"for one process on 2 cores ({processes} processes share the work)"
+
+
 def draw(plot, path):
     """Draw one figure; a figure that cannot be drawn is reported and skipped
     (the run's model and metrics are already written)."""

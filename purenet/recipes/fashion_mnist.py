@@ -29,8 +29,8 @@ from ..random import key
 from ..train import fit, predict, predict_averaged
 from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, run_options, writes,
                      describe_time, destination, draw, end_run, has_diverged, non_negative_int,
-                     out_path, plural, positive_int, run_header, short_reason, verbosity,
-                     was_interrupted)
+                     on_cores, out_path, plural, positive_int, run_header, short_reason,
+                     verbosity, was_interrupted)
 
 SHORT_HELP = ("an MLP, a CNN or the book's net on MNIST-format images (default cnn: about "
               "12-15 min on 2 cores)")
@@ -203,7 +203,7 @@ def run(args):
     loss = softmax_cross_entropy.bind(label_smoothing=recipe.label_smoothing)
     estimate = recipe.seconds_per_image * len(train[0]) * epochs
     print(f"{args.model}: {plural(epochs, 'epoch')} of {len(train[0]):,} images, batch "
-          f"{batch_size}; about {describe_time(estimate)} on 2 cores (Ctrl-C stops and keeps "
+          f"{batch_size}; about {describe_time(estimate)} {on_cores(args)} (Ctrl-C stops and keeps "
           "the last completed epoch)")
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss is reported
