@@ -177,4 +177,4 @@ def test_the_time_estimate_says_when_it_is_for_one_process_of_several():
     assert on_cores(argparse.Namespace()) == "on 2 cores"
     assert on_cores(argparse.Namespace(distributed=None)) == "on 2 cores"
     two = argparse.Namespace(distributed=types.SimpleNamespace(size=2))
-    assert on_cores(two) == "for one process on 2 cores (2 processes share the work)"
+    assert on_cores(two) == "for one process on 2 cores, less as 2 processes"

@@ -262,7 +262,7 @@ def on_cores(args):
     processes = getattr(parallel, "size", 1)
     if processes < 2:
         return "on 2 cores"
-    return f"for one process on 2 cores ({processes} processes share the work)"
+    return f"for one process on 2 cores, less as {processes} processes"
 
 
 def draw(plot, path):
