@@ -23,6 +23,10 @@ constructors are CamelCase (``Dense``) and are registered with
 named layer's params sit under its name in ``serial``. Combinators are
 snake_case (``serial``).
 
+A layer may offer ``fuse(next_layer)``: a function computing it and the layer after
+it at once from its own params (the next one has none), or None; ``serial`` runs such
+pairs fused (a Conv2D with the tiling MaxPool2D after it, ``ops.conv_pool``).
+
 ``check_params(model, params, in_shape)`` compares params (and state) with
 what ``model.init`` builds and names the first array that differs; ``predict``,
 ``evaluate``, ``save_model`` and ``fit`` call it before using params.
