@@ -218,20 +218,7 @@ def run(args):
     status = INTERRUPTED if was_interrupted(history) else \
         DIVERGED if has_diverged(history) else COMPLETE
     out = destination(args, status)
-    # the test set is scored only when training completed
     views = _views(args, recipe)
-    logits = val_views = None
-    if status == COMPLETE:
-        if views:
-            print(f"scoring validation and test images on the mean over {len(views)} views")
-            val_views = class_scores(model, result.params, val[0], result.state, views)
-        logits = class_scores(model, result.params, test[0], result.state, views)
-    report = {**_report(args, result, logits, test[1], train_seconds, status, epochs,
-                        batch_size),
-              "augment": "shift 1 + flip" if augment else None,
-              "average_views": len(views) if views else None,
-              "val_accuracy_averaged":
-                  None if val_views is None else float((val_views.argmax(1) == val[1]).mean())}
     extra = {"recipe": "fashion-mnist", "model": args.model, "classes": class_names(args),
              "preprocess": {"mean": stats["mean"], "std": stats["std"]}}
     if views:
@@ -239,7 +226,18 @@ def run(args):
     if len(history):                    # never save a model that trained no epoch
         save_model(out_path(out, f"{args.model}.npz"), model, result.params, result.state,
                    in_shape=train[0].shape[1:], extra=extra)
-    write_json(out_path(out, "metrics.json"), report)
+    fields = {"augment": "shift 1 + flip" if augment else None,
+              "average_views": len(views) if views else None}
+
+    def report_with(logits, val_accuracy):
+        return {**_report(args, result, logits, test[1], train_seconds, status, epochs,
+                          batch_size), **fields, "val_accuracy_averaged": val_accuracy}
+    report, logits = report_with(None, None), None
+    write_json(out_path(out, "metrics.json"), report)   # the training's, before the scoring
+    if status == COMPLETE:              # the test set is scored only when training completed
+        logits, val_accuracy = _score(model, result, val, test, views)
+        report = report_with(logits, val_accuracy)
+        write_json(out_path(out, "metrics.json"), report)
     _plots(args, out, history, report, test, logits)
     if status == COMPLETE:
         scored = f" (mean over {len(views)} views)" if views else ""
@@ -249,6 +247,17 @@ def run(args):
     what = f"{len(history)} of {epochs} epochs run" if status == INTERRUPTED else \
         short_reason(history.stop_reason)
     raise end_run(args, status, out, what)
+
+
+def _score(model, result, val, test, views):
+    """``(test scores, validation accuracy on the views or None)``."""
+    if not views:
+        return class_scores(model, result.params, test[0], result.state), None
+    print(f"scoring validation and test images on the mean over {len(views)} views (the "
+          "model is saved)")
+    val_scores = class_scores(model, result.params, val[0], result.state, views)
+    test_scores = class_scores(model, result.params, test[0], result.state, views)
+    return test_scores, float((val_scores.argmax(1) == val[1]).mean())
 
 
 def _report(args, result, logits, labels, seconds, status, epochs, batch_size):
