@@ -3,9 +3,9 @@
 Images are scaled to [0, 1] and standardised with the training set's mean and
 std (saved with the model, so ``evaluate`` and ``predict`` preprocess alike);
 5,000 training images are held out for validation; the test set is scored
-once, at the end. The ``cnn`` recipe scores validation and test images on the mean
-softmax over their 18 shifted and flipped versions (``--average-views``; the
-views are the training augmentation's outcomes, ``data.augment.shift_flip_views``).
+once, at the end. The cnn recipe scores validation and test images on the mean
+softmax over their 18 shifted and flipped versions, the outcomes of its training
+augmentation (--average-views).
 """
 import argparse
 import time
