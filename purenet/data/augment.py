@@ -42,11 +42,13 @@ def random_shift(max_shift):
         n, c, h, w = x.shape
         xp = _padded(x, s)
         dy, dx = generator(key).integers(0, 2 * s + 1, (2, n))
-        rows = (dy[:, None] + np.arange(h))[:, None, :, None]     # (N, 1, H, 1)
-        cols = (dx[:, None] + np.arange(w))[:, None, None, :]     # (N, 1, 1, W)
-        batch = np.arange(n)[:, None, None, None]
-        chans = np.arange(c)[None, :, None, None]
-        return xp[batch, chans, rows, cols]
+        out = np.empty_like(x)
+        for top in range(2 * s + 1):        # one copy per offset: the images it drew
+            for left in range(2 * s + 1):
+                drew = np.flatnonzero((dy == top) & (dx == left))
+                if drew.size:
+                    out[drew] = xp[drew, :, top:top + h, left:left + w]
+        return out
     return augment
 
 
