@@ -11,10 +11,10 @@ blocks instead of runs of C_out values. Output rows or columns that no window co
 (an odd size) are never computed. ``layers.serial`` runs a Conv2D followed by such a
 MaxPool2D with it.
 
-Two details differ from the pair, neither in values: the bias is added after the
+One detail differs from the pair, though not in values: the bias is added after the
 pooling (max(z + b) = max(z) + b, a quarter of the additions), so ties between window
-positions are judged on z; and, like ``max_pool2d``, the gradient of a window goes to
-its first maximum in row-major order.
+positions are judged on z. As in ``max_pool2d``, the gradient of a window goes to its
+first maximum in row-major order (the block order here).
 """
 import numpy as np
 
