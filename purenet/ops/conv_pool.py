@@ -24,7 +24,7 @@ from .core import primitive
 from .geometry import Geometry
 from .linear import column_sums
 from .patches import channels_last, pad_channels_last, patch_chunks, patches_view, pooled_order
-from .pooling import check_pool_settings
+from .pooling import check_pool_settings, first_maxima, maximum_of
 
 
 def _pooled_conv(patches, w2, dtype):
@@ -39,11 +39,8 @@ def _pooled_conv(patches, w2, dtype):
 def _first_max_grads(z, y, g):
     """``dz`` like ``z``: ``g`` at each window's first maximum (block order), 0 elsewhere."""
     dz = np.empty_like(z, dtype=g.dtype)
-    hit, taken = np.empty(y.shape, dtype=bool), np.zeros(y.shape, dtype=bool)
-    for k in range(z.shape[1]):
-        np.equal(z[:, k], y, out=hit)
-        np.greater(hit, taken, out=hit)         # hit and not taken by an earlier block
-        taken |= hit
+    blocks = [z[:, k] for k in range(z.shape[1])]
+    for k, hit in enumerate(first_maxima(blocks, y)):
         np.multiply(g, hit, out=dz[:, k])
     return dz
 
@@ -78,9 +75,7 @@ def conv2d_max_pool2d(x, w, b, *, stride=1, padding="valid", dilation=1, pool_si
     w2 = w.reshape(-1, c_out)
     patches = pooled_order(patches_view(xp, geom), pool)
     z = _pooled_conv(patches, w2, dtype)
-    y = z[:, 0].copy()
-    for k in range(1, z.shape[1]):
-        np.maximum(y, z[:, k], out=y)
+    y = maximum_of([z[:, k] for k in range(z.shape[1])])
     out_shape = (len(x), ho // ph, wo // pw, c_out)
     out = y.reshape(out_shape) + b if b is not None else y.reshape(out_shape)
 

@@ -84,6 +84,26 @@ def _put_product(window, a, b, tiles):
         window += a * b
 
 
+def maximum_of(candidates):
+    """The elementwise maximum of equal-shape arrays ``candidates`` (a list), in a new array."""
+    y = candidates[0].copy()
+    for c in candidates[1:]:
+        np.maximum(y, c, out=y)
+    return y
+
+
+def first_maxima(candidates, y):
+    """For each of ``candidates`` in order, a bool mask of where it holds the maximum ``y``
+    and no earlier candidate did (the first maximum gets a tie). The mask is one buffer,
+    rewritten for the next candidate: use it at once."""
+    hit, taken = np.empty(y.shape, dtype=bool), np.zeros(y.shape, dtype=bool)
+    for c in candidates:
+        np.equal(c, y, out=hit)
+        np.greater(hit, taken, out=hit)         # hit and not taken by an earlier maximum
+        taken |= hit
+        yield hit
+
+
 @primitive
 def max_pool2d(x, *, pool_size, stride=None, padding="valid"):
     """Max over each window: ``(N, C, H, W) -> (N, C, H_out, W_out)``; ties go to the first maximum."""
@@ -91,19 +111,14 @@ def max_pool2d(x, *, pool_size, stride=None, padding="valid"):
     geom = pool_geometry(x.shape[2:], pool_size, stride, padding)
     xp = pad_channels_last(x, geom.pads, fill=-np.inf)
     offsets = geom.offsets()
-    y = _window(xp, geom, *offsets[0]).copy()
-    for i, j in offsets[1:]:
-        np.maximum(y, _window(xp, geom, i, j), out=y)
+    y = maximum_of([_window(xp, geom, i, j) for i, j in offsets])
 
     def backward(g):
         # y = x at the window's first maximum  =>  dx = g there, 0 elsewhere in the window
         gt, tiles = channels_last(g), _tiles(geom)
         dxp = _gradient_image(geom, xp.shape, g.dtype)
-        hit, taken = np.empty(y.shape, dtype=bool), np.zeros(y.shape, dtype=bool)
-        for i, j in offsets:
-            np.equal(_window(xp, geom, i, j), y, out=hit)
-            np.greater(hit, taken, out=hit)         # hit and not taken by an earlier maximum
-            taken |= hit
+        windows = [_window(xp, geom, i, j) for i, j in offsets]
+        for (i, j), hit in zip(offsets, first_maxima(windows, y)):
             _put_product(_window(dxp, geom, i, j), gt, hit, tiles)
         return (crop_to_nchw(dxp, geom.pads, geom.in_hw),)
 
