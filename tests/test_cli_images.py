@@ -63,14 +63,20 @@ def test_mnist_without_a_directory_is_a_clear_error(capsys):
     assert "--data-dir" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag, expected", [(None, "recipe"), ("--augment", True),
-                                            ("--no-augment", False)])
-def test_augmentation_follows_the_recipe_unless_a_flag_says(flag, expected):
+def recipe_args(flag):
+    """The fashion-mnist recipe's arguments parsed from ``flag`` (or from nothing)."""
     import argparse
     from purenet.recipes import fashion_mnist
     parser = argparse.ArgumentParser()
     fashion_mnist.add_arguments(parser)
-    args = parser.parse_args([flag] if flag else [])
+    return parser.parse_args([flag] if flag else [])
+
+
+@pytest.mark.parametrize("flag, expected", [(None, "recipe"), ("--augment", True),
+                                            ("--no-augment", False)])
+def test_augmentation_follows_the_recipe_unless_a_flag_says(flag, expected):
+    from purenet.recipes import fashion_mnist
+    args = recipe_args(flag)
     for name, recipe in fashion_mnist.MODELS.items():
         want = recipe.augment if expected == "recipe" else expected
         assert fashion_mnist._augments(args, recipe) is want, name
@@ -81,11 +87,8 @@ def test_augmentation_follows_the_recipe_unless_a_flag_says(flag, expected):
 @pytest.mark.parametrize("flag, expected", [(None, "recipe"), ("--average-views", 18),
                                             ("--no-average-views", None)])
 def test_test_time_views_follow_the_recipe_unless_a_flag_says(flag, expected):
-    import argparse
     from purenet.recipes import fashion_mnist
-    parser = argparse.ArgumentParser()
-    fashion_mnist.add_arguments(parser)
-    args = parser.parse_args([flag] if flag else [])
+    args = recipe_args(flag)
     for name, recipe in fashion_mnist.MODELS.items():
         views = fashion_mnist._views(args, recipe)
         want = (18 if recipe.average_views else None) if expected == "recipe" else expected

@@ -367,12 +367,12 @@ def predict_files(model, params, state, meta, paths):
     """The top-3 classes for each image file."""
     names = meta["extra"].get("classes")
     size = tuple(meta["in_shape"][-2:])
+    views = _saved_views(meta)
     lines = []
     for path in paths:
         images = preprocess(read_image(path, size), meta["extra"]["preprocess"])
-        views = _saved_views(meta)
-        probs = class_scores(model, params, images, state, views) if views else \
-            softmax(predict(model, params, images, state=state))
+        scores = class_scores(model, params, images, state, views)
+        probs = scores if views else softmax(scores)
         for i, p in enumerate(probs):
             top = np.argsort(p)[::-1][:3]
             guesses = ", ".join(f"{names[c] if names else c} {p[c]:.2f}" for c in top)
