@@ -63,3 +63,22 @@ def test_recipe_candidates_are_scored_on_validation_only():
     assert example["kernel_sizes"]("5,3,3") == (5, 3, 3)
     with pytest.raises(argparse.ArgumentTypeError, match="three positive kernel sizes"):
         example["kernel_sizes"]("5,3")
+
+
+def test_view_sets_are_compared_on_validation_only():
+    example = load("choose_views.py")
+    sets = example["view_sets"]()
+    assert [len(v) for v in sets.values()] == [1, 6, 10, 18]
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    for views in sets.values():                 # distinct views, the image itself first
+        outs = [view(x) for view in views]
+        np.testing.assert_array_equal(outs[0], x)
+        assert len({o.tobytes() for o in outs}) == len(outs)
+    model = pn.serial(pn.Flatten(), pn.Dense(3))
+    _, params, state = model.init(pn.key(0), (1, 6, 6))
+    y = np.array([0, 2])
+    scores = example["validation_accuracies"](model, params, state, x, y)
+    assert list(scores) == list(sets)
+    assert all(acc in (0.0, 0.5, 1.0) for acc in scores.values())
+    plain = (model(params, x).argmax(axis=1) == y).mean()
+    assert scores["image alone"] == plain
