@@ -15,24 +15,23 @@ import functools
 import numpy as np
 
 import purenet as pn
-from purenet.data.augment import flip, shift, shift_flip_views
+from purenet.data.augment import shift_flip_views, shifted_view
 from purenet.recipes.fashion_mnist import FASHION_MNIST_DIR, load_data
 
 ONE_PIXEL = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 
 
-def _view(x, move=(0, 0), mirrored=False):
-    return shift(flip(x) if mirrored else x, *move)
+def view(move=(0, 0), mirrored=False):
+    """The function ``x -> x`` mirrored (if asked), then shifted by ``move`` (down, right)."""
+    return functools.partial(shifted_view, move=move, mirrored=mirrored)
 
 
 def view_sets():
     """``{name: [x -> x', ...]}``, the candidates compared (the image alone first)."""
-    view = functools.partial
-    return {"image alone": [view(_view)],
-            "6 views": [view(_view), view(_view, mirrored=True)]
-                 + [view(_view, move=m) for m in ONE_PIXEL],
-            "10 views": [view(_view, move=m, mirrored=f) for f in (False, True)
-                   for m in [(0, 0)] + ONE_PIXEL],
+    return {"image alone": [view()],
+            "6 views": [view(), view(mirrored=True)] + [view(move=m) for m in ONE_PIXEL],
+            "10 views": [view(move=m, mirrored=f) for f in (False, True)
+                         for m in [(0, 0)] + ONE_PIXEL],
             "18 views": shift_flip_views(1)}
 
 

@@ -78,11 +78,12 @@ def shift_flip_views(max_shift):
     s = int(max_shift)
     moves = sorted(((a, b) for a in range(-s, s + 1) for b in range(-s, s + 1)),
                    key=lambda m: m != (0, 0))
-    return [functools.partial(_shifted_view, move=move, mirrored=mirrored)
+    return [functools.partial(shifted_view, move=move, mirrored=mirrored)
             for mirrored in (False, True) for move in moves]
 
 
-def _shifted_view(x, move, mirrored):
+def shifted_view(x, move=(0, 0), mirrored=False):
+    """``x`` mirrored left-right if ``mirrored``, then shifted by ``move`` (down, right)."""
     return shift(flip(x) if mirrored else x, *move)
 
 
