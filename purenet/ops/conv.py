@@ -29,12 +29,15 @@ the cheaper of two exact routes (``input_grad``).
 """
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from .core import primitive
 from .geometry import Geometry, settings_1d
 from .linear import column_sums
 from .patches import (chunk_size, channels_last, col2im, correlate, pad_channels_last, pad_hw,
                       patch_chunks, patches_view)
+from .spectral import spectral_conv2d, use_spectral
+
+METHODS = ("auto", "direct", "spectral")
 
 
 def check_conv2d_args(x, w, b):
@@ -112,16 +115,28 @@ def kernel_grads(patches, gt, dtype, w2, want_dw, want_db):
     return dw, (db if want_db else None)
 
 
+def check_method(method):
+    if method not in METHODS:
+        raise ConfigError(f"conv2d: method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
 @primitive
-def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1):
+def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1, method="auto"):
     """2-D convolution: ``x (N, C_in, H, W)``, ``w (kh, kw, C_in, C_out)``, ``b (C_out,)`` or
     None -> ``(N, C_out, H_out, W_out)``. See the module docstring for the settings.
+
+    ``method``: "direct" (im2col and one matmul), "spectral" (the convolution theorem,
+    ``ops.spectral``) or "auto", the one that costs less for these shapes
+    (``spectral.use_spectral``). Both give the same values to rounding.
 
     The backward computes only the gradients asked for: the input gradient of a first
     layer (its input is data) is never computed."""
     check_conv2d_args(x, w, b)
+    check_method(method)
     geom = Geometry(x.shape[2:], w.shape[:2], stride, padding, dilation)
     dtype = np.result_type(x.dtype, w.dtype)
+    if method == "spectral" or (method == "auto" and use_spectral(geom, len(x), *w.shape[2:])):
+        return spectral_conv2d(x, w, b, geom, dtype)
     xp = pad_channels_last(x, geom.pads)
     w2 = w.reshape(-1, w.shape[3])
     y = correlate(xp, w2, geom, dtype, b)

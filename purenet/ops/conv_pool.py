@@ -19,12 +19,13 @@ first maximum in row-major order (the block order here).
 import numpy as np
 
 from ..errors import ShapeError
-from .conv import check_conv2d_args, input_grad, kernel_grads
+from .conv import check_conv2d_args, check_method, input_grad, kernel_grads
 from .core import primitive
 from .geometry import Geometry
 from .linear import column_sums
 from .patches import channels_last, pad_channels_last, patch_chunks, patches_view, pooled_order
-from .pooling import check_pool_settings, first_maxima, maximum_of
+from .pooling import check_pool_settings, first_maxima, max_pool2d, maximum_of
+from .spectral import spectral_conv2d, use_spectral
 
 
 def _pooled_conv(patches, w2, dtype):
@@ -57,12 +58,34 @@ def _spatial(dz, pool_hw, out_hw, c_out):
     return image
 
 
+def _spectral_then_pool(x, w, b, geom, dtype, pool):
+    """``(y, backward)`` of the pair when the convolution takes the spectral route: its
+    spatial-major output already gives the pooling long runs (N*C_out values)."""
+    z, conv_back = spectral_conv2d(x, w, None, geom, dtype)
+    y, pool_back = max_pool2d.fn(z, pool_size=pool)
+    if b is not None:
+        y = y + b[:, None, None]          # not in place: the pooling's backward reads y
+
+    def backward(g, needed):
+        # y = max_pool(z) + b  =>  dz = the pooling's backward of g;  db = Σ g
+        dx, dw, _ = conv_back(pool_back(g)[0], needed[:2] + (False,))
+        db = column_sums(np.ascontiguousarray(channels_last(g)).reshape(-1, len(b))) \
+            if needed[2] and b is not None else None
+        return dx, dw, db
+
+    return y, backward
+
+
 @primitive
-def conv2d_max_pool2d(x, w, b, *, stride=1, padding="valid", dilation=1, pool_size=2):
+def conv2d_max_pool2d(x, w, b, *, stride=1, padding="valid", dilation=1, pool_size=2,
+                      method="auto"):
     """``max_pool2d(conv2d(x, w, None, ...), pool_size) + b``: ``x (N, C_in, H, W)``,
     ``w (kh, kw, C_in, C_out)``, ``b (C_out,)`` or None -> ``(N, C_out, H_out // ph, W_out // pw)``
-    with ``(H_out, W_out)`` the convolution's output size; the pooling's stride is its window."""
+    with ``(H_out, W_out)`` the convolution's output size; the pooling's stride is its window.
+    ``method`` as for ``conv2d``: "spectral" computes the convolution by ``ops.spectral``
+    and pools it after."""
     check_conv2d_args(x, w, b)
+    check_method(method)
     pool = check_pool_settings(pool_size)
     geom = Geometry(x.shape[2:], w.shape[:2], stride, padding, dilation)
     (ho, wo), (ph, pw) = geom.out_hw, pool
@@ -70,6 +93,8 @@ def conv2d_max_pool2d(x, w, b, *, stride=1, padding="valid", dilation=1, pool_si
         raise ShapeError(f"conv2d_max_pool2d: the convolution's {ho}x{wo} output is smaller "
                          f"than the {ph}x{pw} pooling window")
     dtype = np.result_type(x.dtype, w.dtype)
+    if method == "spectral" or (method == "auto" and use_spectral(geom, len(x), *w.shape[2:])):
+        return _spectral_then_pool(x, w, b, geom, dtype, pool)
     xp = pad_channels_last(x, geom.pads)
     c_out = w.shape[3]
     w2 = w.reshape(-1, c_out)

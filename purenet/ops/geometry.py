@@ -87,6 +87,15 @@ class Geometry:
                 f"{self.kernel_hw[0]}x{self.kernel_hw[1]} window with dilation {self.dilation} "
                 f"and padding {self.pads}")
 
+    def _key(self):
+        return self.in_hw, self.kernel_hw, self.stride, self.dilation, self.pads
+
+    def __eq__(self, other):
+        return isinstance(other, Geometry) and self._key() == other._key()
+
+    def __hash__(self):             # a key of caches (the spectral route's DFT matrices)
+        return hash(self._key())
+
     def window(self, i, j):
         """Index (rows, cols) of the input positions that kernel offset (i, j) reads."""
         (sh, sw), (dh, dw), (ho, wo) = self.stride, self.dilation, self.out_hw

@@ -61,16 +61,24 @@ def batch_count(m):
     return m * global_n // local_n
 
 
+def _channels_last_order(x):
+    """An order of the axes of ``x (N, C, ...)`` with the channels last: ``x``'s own memory
+    order when its channels are innermost there (no copy to flatten), else (N, ..., C)."""
+    rest = sorted((a for a in range(x.ndim) if a != 1), key=lambda a: -x.strides[a])
+    order = rest + [1]
+    return order if x.transpose(order).flags.c_contiguous else [0] + list(range(2, x.ndim)) + [1]
+
+
 class _Channels:
     """Per-channel arithmetic on ``x (N, C, ...)`` through a 2-D view with long rows.
 
     NumPy broadcasting a (C,) vector over a big array runs its inner loop over just C
     values at a time; reductions over the outer axes likewise. So each array is seen
     in 2-D: when the channel axis is innermost in memory (dense (N, F), or a conv
-    output stored channels-last) rows are samples and a per-channel vector is tiled
-    along a row; when it is outermost (contiguous NCHW) rows are (sample, channel)
-    pairs and the vector repeats down a column. Sums go through BLAS (a matrix-vector
-    product with ones).
+    output stored channels-last or spatial-major) rows run over the other axes in
+    their memory order and a per-channel vector is tiled along a row; when it is
+    outermost (contiguous NCHW) rows are (sample, channel) pairs and the vector
+    repeats down a column. Sums go through BLAS (a matrix-vector product with ones).
     """
 
     def __init__(self, x):
@@ -79,17 +87,18 @@ class _Channels:
         self.shape, (self.n, self.c) = x.shape, x.shape[:2]
         self.inner = not (x.flags.c_contiguous and x.ndim > 2)
         self.width = x.size // self.n if self.inner else x.size // (self.n * self.c)
+        self.order = _channels_last_order(x) if self.inner else None
 
     def flat(self, a):
         """``a`` (shaped like x) as this 2-D layout; a copy only if its memory order differs."""
-        t = np.moveaxis(a, 1, -1) if self.inner else a
+        t = a.transpose(self.order) if self.inner else a
         return np.ascontiguousarray(t).reshape(-1, self.width)
 
     def unflat(self, a2):
         """The 2-D layout back as an (N, C, ...) array (a view)."""
         if not self.inner:
             return a2.reshape(self.shape)
-        return np.moveaxis(a2.reshape((self.n,) + self.shape[2:] + (self.c,)), -1, 1)
+        return a2.reshape([self.shape[a] for a in self.order]).transpose(np.argsort(self.order))
 
     def spread(self, v):
         """A (C,) vector arranged to broadcast against the 2-D layout."""

@@ -69,11 +69,12 @@ def _window(xp, geom, i, j):
     return xp[(slice(None),) + geom.window(i, j)]
 
 
-def _gradient_image(geom, padded_shape, dtype):
-    """A buffer for the padded gradient; zeroed unless tiling windows will write every pixel."""
+def _gradient_image(geom, xp, dtype):
+    """A buffer for the padded gradient, in the memory order of the padded input ``xp``;
+    zeroed unless tiling windows will write every pixel."""
     covered = geom.stride == geom.kernel_hw and all(
         o * k == n for o, k, n in zip(geom.out_hw, geom.kernel_hw, geom.padded_hw))
-    return (np.empty if covered else np.zeros)(padded_shape, dtype=dtype)
+    return (np.empty_like if covered else np.zeros_like)(xp, dtype=dtype)
 
 
 def _put_product(window, a, b, tiles):
@@ -85,8 +86,9 @@ def _put_product(window, a, b, tiles):
 
 
 def maximum_of(candidates):
-    """The elementwise maximum of equal-shape arrays ``candidates`` (a list), in a new array."""
-    y = candidates[0].copy()
+    """The elementwise maximum of equal-shape arrays ``candidates`` (a list), in a new array
+    laid out in memory like the first."""
+    y = candidates[0].copy(order="K")
     for c in candidates[1:]:
         np.maximum(y, c, out=y)
     return y
@@ -96,7 +98,7 @@ def first_maxima(candidates, y):
     """For each of ``candidates`` in order, a bool mask of where it holds the maximum ``y``
     and no earlier candidate did (the first maximum gets a tie). The mask is one buffer,
     rewritten for the next candidate: use it at once."""
-    hit, taken = np.empty(y.shape, dtype=bool), np.zeros(y.shape, dtype=bool)
+    hit, taken = np.empty_like(y, dtype=bool), np.zeros_like(y, dtype=bool)
     for c in candidates:
         np.equal(c, y, out=hit)
         np.greater(hit, taken, out=hit)         # hit and not taken by an earlier maximum
@@ -116,7 +118,7 @@ def max_pool2d(x, *, pool_size, stride=None, padding="valid"):
     def backward(g):
         # y = x at the window's first maximum  =>  dx = g there, 0 elsewhere in the window
         gt, tiles = channels_last(g), _tiles(geom)
-        dxp = _gradient_image(geom, xp.shape, g.dtype)
+        dxp = _gradient_image(geom, xp, g.dtype)
         windows = [_window(xp, geom, i, j) for i, j in offsets]
         for (i, j), hit in zip(offsets, first_maxima(windows, y)):
             _put_product(_window(dxp, geom, i, j), gt, hit, tiles)
@@ -141,7 +143,7 @@ def avg_pool2d(x, *, pool_size, stride=None, padding="valid"):
     def backward(g):
         # y = Σ_window x / (kh kw)  =>  every x in a window gets g / (kh kw)
         gt, tiles = channels_last(g), _tiles(geom)
-        dxp = _gradient_image(geom, xp.shape, g.dtype)
+        dxp = _gradient_image(geom, xp, g.dtype)
         for i, j in offsets:
             _put_product(_window(dxp, geom, i, j), gt, scale, tiles)
         return (crop_to_nchw(dxp, geom.pads, geom.in_hw),)
