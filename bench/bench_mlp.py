@@ -4,7 +4,11 @@ Same data (random, MNIST-shaped), float32, batch 128, SGD with momentum 0.9,
 same number of threads. The two alternate epoch by epoch (a shared machine's speed moves
 by the minute); purenet's epoch is the time ``fit`` logs for it. Prints each framework's
 best and median seconds per epoch and the ratios purenet / PyTorch (below 1.0 means
-purenet is faster).
+purenet is faster), and the GFLOP/s of purenet's epochs against the machine's SGEMM
+peak, measured here between the rounds (the best of those measurements, so that a
+slow minute does not flatter the share). An epoch's FLOPs are those both frameworks
+compute: the forward products, every weight gradient, and the input gradients of
+the second and third layers (the first layer's input is data).
 
     python bench/bench_mlp.py [--rounds 5] [--samples 60000] [--threads N]
 """
@@ -16,6 +20,16 @@ import blas_threads
 THREADS = blas_threads.apply()                   # before NumPy loads its BLAS
 
 import numpy as np  # noqa: E402
+from profile_step import sgemm_peak  # noqa: E402
+
+
+LAYERS = [(784, 256), (256, 128), (128, 10)]
+
+
+def flops_per_sample():
+    """Multiply-adds x 2 of one sample's forward and backward (no input gradient for layer 1)."""
+    products = sum(n_in * n_out for n_in, n_out in LAYERS)
+    return 2 * (2 * products + sum(n_in * n_out for n_in, n_out in LAYERS[1:]))
 
 
 def make_data(samples, seed=0):
@@ -81,12 +95,13 @@ def main():
     torch.set_num_threads(args.threads)
     x, y = make_data(args.samples)
     runners = {"purenet": purenet_runner(args.batch_size), "pytorch": torch_runner(args.batch_size)}
-    times = {name: [] for name in runners}
+    times, peaks = {name: [] for name in runners}, []
     for r in range(args.rounds + 1):    # round 0 warms both up and is not counted
         for name, epoch in runners.items():
             seconds = epoch(x, y, r)
             if r:
                 times[name].append(seconds)
+        peaks.append(sgemm_peak())
     print(f"{blas_threads.cpu_model()}; threads {args.threads}, {args.samples} samples, "
           f"batch {args.batch_size}, {args.rounds} alternating epochs each")
     for name, t in times.items():
@@ -96,6 +111,12 @@ def main():
     print(f"ratio purenet/pytorch: {min(times['purenet']) / min(times['pytorch']):.2f} best "
           f"against best, {np.median(times['purenet']) / np.median(times['pytorch']):.2f} "
           f"median against median; epoch by epoch {paired[0]:.2f}-{paired[-1]:.2f}")
+    epoch_flop, peak = flops_per_sample() * args.samples, max(peaks)
+    best, median = (epoch_flop / s / 1e9 for s in (min(times["purenet"]), np.median(times["purenet"])))
+    print(f"purenet: {epoch_flop / 1e9:.1f} GFLOP per epoch at {best:.1f} GFLOP/s best, {median:.1f} "
+          f"median = {best / peak:.0%} and {median / peak:.0%} of the SGEMM peak "
+          f"({peak:.0f} GFLOP/s, the best of {len(peaks)} measurements here: "
+          f"{', '.join(f'{p:.0f}' for p in peaks)})")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,6 @@ class _Axis:
     def __init__(self, n_in, n_out, kernel, stride, dilation, pads, half, dtype):
         self.size = n_in + max(pads)
         self.n_freq = self.size // 2 + 1 if half else self.size
-        self.half = half
         places = {"x": np.arange(n_in), "w": np.arange(kernel) * dilation - pads[0],
                   "y": np.arange(n_out) * stride}
         self.forward = {k: _forward_dft(self.n_freq, p, self.size, dtype) for k, p in places.items()}
@@ -86,10 +85,12 @@ def _canvas(geom):
     return sizes, half, kept
 
 
-# The cost model that picks the route, in multiply-add equivalents per sample. Fitted to
-# the fwd+bwd times of both routes over 48 layer shapes (batch 32 and 128, 7x7 to 28x28
-# images, 3x3 and 5x5 kernels, 1 to 128 channels) on a 2-core AMD EPYC; the sweep and
-# the rule's choices are in bench/bench_conv_constants.py.
+# The cost model that picks the route, in multiply-add equivalents per sample, its
+# constants fitted to the forward + backward times of both routes over 48 layer shapes
+# (batch 32 and 128, 7x7 to 28x28 images, 3x3 and 5x5 kernels, 1 to 64 channels) on a
+# 2-core AMD EPYC. bench/bench_conv_constants.py re-times them: there the rule took the
+# faster route in 44 of 48 shapes, its wrong picks (all within 1.3x) costing 0.7% of the
+# total time.
 PATCH_COPY_COST = 16    # im2col: per patch value, its copies (forward and backward)
 TRANSFORM_COST = 1      # a DFT matmul: per value and frequency
 SMALL_BATCH = 128       # the per-frequency products (batch x C_in x C_out) run at half the
