@@ -348,3 +348,19 @@ def test_errors_inside_a_layer_name_it_and_keep_their_type():
     _, params, state = model.init(key(0), (2,))
     with pytest.raises(DataError, match=r"layer 'words'"):
         model.apply(params, state, np.array([[0, 5]]))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "elu"])
+def test_dense_with_activation_equals_dense_then_activation(activation):
+    """Dense fuses relu, tanh and sigmoid into its linear primitive (and leaves elu as a
+    node of its own): the same values and gradients as a separate Activation layer."""
+    fused, apart = serial(Dense(5, activation)), serial(Dense(5), Activation(activation))
+    _, params, _ = fused.init(key(3), (4,), np.float64)
+    params_apart = {"dense_0": params["dense_0"], f"{activation}_1": {}}
+    x, y = rng.standard_normal((6, 4)), rng.standard_normal((6, 5))
+    loss, grads, _ = loss_and_grads(fused, "mse", params, {}, x, y)
+    loss_ref, grads_ref, _ = loss_and_grads(apart, "mse", params_apart, {}, x, y)
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-13)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(grads["dense_0"][k], grads_ref["dense_0"][k], rtol=1e-12,
+                                   atol=1e-14)

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
+import purenet
 from purenet import ops
-from purenet.errors import ShapeError
+from purenet.errors import ConfigError, ShapeError
 from purenet.ops import primitive
 from purenet.testing import check_grads
 
@@ -128,3 +129,34 @@ def test_engine_unbroadcasts_bias_gradient():
 def test_gradient_check_needs_float64():
     with pytest.raises(TypeError, match="float64"):
         check_grads(ops.tanh, randn(2, 2).astype(np.float32))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_linear_with_a_fused_activation(activation):
+    """``linear(..., activation=a)`` = a(linear(...)): values and every gradient, and its
+    own gradients against central differences."""
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((5, 3, 4)), rng.standard_normal((4, 6)), rng.standard_normal(6)
+    check_grads(ops.linear.bind(activation=activation), x, w, b)
+    act = getattr(ops, activation)
+    y, pull = purenet.vjp(ops.linear.bind(activation=activation), x, w, b)
+    y_ref, pull_ref = purenet.vjp(lambda *a: act(ops.linear(*a)), x, w, b)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-14, atol=1e-14)
+    g = rng.standard_normal(y.shape)
+    for got, want in zip(pull(g), pull_ref(g)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_fused_relu_masks_on_the_sign_and_keeps_float32():
+    x = np.array([[1.0, -1.0]], np.float32)
+    y, pull = purenet.vjp(ops.linear.bind(activation="relu"), x, np.eye(2, dtype=np.float32),
+                          np.zeros(2, np.float32))
+    dx, _, db = pull(np.ones((1, 2), np.float32))
+    np.testing.assert_array_equal(y, [[1.0, 0.0]])
+    np.testing.assert_array_equal(dx, [[1.0, 0.0]])
+    assert y.dtype == dx.dtype == db.dtype == np.float32
+
+
+def test_linear_rejects_an_activation_it_cannot_fuse():
+    with pytest.raises(ConfigError, match="activation must be identity or one of relu, sigmoid, tanh"):
+        ops.linear(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4), activation="elu")

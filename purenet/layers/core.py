@@ -12,7 +12,7 @@ from .base import Layer, layer_constructor, positive_int, real_number
 @layer_constructor
 def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
     """The book's layer: weight multiply, bias add, activation (the first two fused as
-    ``ops.linear``).
+    ``ops.linear``, and the activation too when it is relu, tanh or sigmoid).
 
     Input ``(batch, ..., n_in)`` -> output ``(batch, ..., units)``; params
     ``{"W": (n_in, units), "b": (units,)}``. ``activation`` and the initialisers
@@ -20,6 +20,7 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
     """
     units = positive_int(units, "Dense: units")
     act = activations.get(activation)
+    fused = activations.name_of(act) if activations.name_of(act) in activations.FUSABLE else None
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
     def init(key, in_shape, dtype):
@@ -35,6 +36,8 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
         n_in = params["W"].shape[0]
         if np.ndim(x) < 2 or x.shape[-1] != n_in:
             raise ShapeError(f"expected input of shape (batch, ..., {n_in}), got {np.shape(x)}")
+        if fused:               # applied by linear in place (see activations.FUSABLE)
+            return linear(x, params["W"], params["b"], activation=fused), state
         return activations.activate(act, linear(x, params["W"], params["b"])), state
 
     return Layer("dense", init, apply)

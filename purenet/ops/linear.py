@@ -5,7 +5,8 @@ two, and the bias added in place while the product is still in cache.
 """
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
+from .activations import FUSABLE
 from .core import primitive, unbroadcast
 
 
@@ -43,22 +44,41 @@ def column_sums(a2):
 
 
 @primitive
-def linear(x, w, b):
-    """Weight multiply and bias add in one: ``x (..., n_in) @ w (n_in, n_out) + b (n_out,)``."""
+def linear(x, w, b, *, activation="identity"):
+    """Weight multiply and bias add in one: ``x (..., n_in) @ w (n_in, n_out) + b (n_out,)``;
+    then ``activation``, when it is one of ``activations.FUSABLE`` ("relu", "tanh",
+    "sigmoid"), applied in place (the same values as the activation's own primitive)."""
     if np.ndim(x) < 1 or np.ndim(w) != 2 or x.shape[-1] != w.shape[0] or np.shape(b) != w.shape[1:]:
         raise ShapeError(f"linear: shapes {np.shape(x)} @ {np.shape(w)} + {np.shape(b)} do not fit "
                          "(x (..., n_in), W (n_in, n_out), b (n_out,))")
+    in_place, slope = _fused(activation)
     x2 = x.reshape(-1, x.shape[-1])           # leading axes folded: one 2-D BLAS call
     y2 = x2 @ w
     y2 += b
+    if in_place is not None:
+        in_place(y2)
 
     def backward(g, needed):
-        # y = x W + b  =>  dx = g W^T,  dW = x^T g,  db = Σ_rows g (over every leading axis)
+        # y = act(z), z = x W + b  =>  dz = g act'(z) (a function of y),
+        # dx = dz W^T,  dW = x^T dz,  db = Σ_rows dz (over every leading axis)
         g2 = g.reshape(-1, g.shape[-1])
+        if slope is not None:
+            g2 = np.multiply(g2, slope(y2), dtype=g2.dtype)
         dx = (g2 @ w.T).reshape(x.shape) if needed[0] else None
         return dx, (x2.T @ g2) if needed[1] else None, column_sums(g2) if needed[2] else None
 
     return y2.reshape(x.shape[:-1] + (w.shape[1],)), backward
+
+
+def _fused(activation):
+    """``(in-place forward, slope from the output)`` of a fusable activation; Nones for
+    the identity."""
+    if activation in ("identity", "linear", None):
+        return None, None
+    if activation not in FUSABLE:
+        raise ConfigError(f"linear: activation must be identity or one of "
+                          f"{', '.join(sorted(FUSABLE))}, got {activation!r}")
+    return FUSABLE[activation]
 
 
 def _batched_matmul(a, b):
