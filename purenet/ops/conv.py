@@ -26,6 +26,11 @@ The output is an NCHW-shaped *view* of the channels-last result (PyTorch's
 element-wise ops and pooling downstream keep the memory order, so the next layer's
 copy into channels-last order is a plain contiguous copy. The input gradient takes
 the cheaper of two exact routes (``input_grad``).
+
+That is the direct route. ``conv2d`` has a second one, the convolution theorem
+(``ops.spectral``: products frequency by frequency, fewer operations for wide layers
+and larger kernels); ``method="auto"`` takes the one a cost model expects to be faster
+(``spectral.use_spectral``).
 """
 import numpy as np
 

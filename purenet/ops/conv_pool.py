@@ -15,6 +15,11 @@ One detail differs from the pair, though not in values: the bias is added after 
 pooling (max(z + b) = max(z) + b, a quarter of the additions), so ties between window
 positions are judged on z. As in ``max_pool2d``, the gradient of a window goes to its
 first maximum in row-major order (the block order here).
+
+Where the convolution takes the spectral route (``conv2d``'s ``method``), there are no
+patch rows to order: the convolution runs by ``ops.spectral`` and ``max_pool2d`` after
+it, whose comparisons already run over long blocks in the spatial-major memory that
+route writes.
 """
 import numpy as np
 

@@ -33,7 +33,7 @@ from .common import (COMPLETE, DIVERGED, INTERRUPTED, check_paths, run_options, 
                      verbosity, was_interrupted)
 
 SHORT_HELP = ("an MLP, a CNN or the book's net on MNIST-format images (default cnn: about "
-              "12-15 min on 2 cores)")
+              "11-14 min on 2 cores)")
 
 VALIDATION_SIZE = 5000
 
@@ -98,7 +98,7 @@ MODELS = {
     "mlp": Recipe(mlp, _adam_cosine(1e-3), 30, 128, seconds_per_image=5e-5,
                   duration="about 1-2 min"),
     "cnn": Recipe(cnn, _adam_cosine(2e-3), 20, 128, label_smoothing=0.1, augment=True,
-                  average_views=True, seconds_per_image=0.75e-3, duration="about 12-15 min"),
+                  average_views=True, seconds_per_image=0.65e-3, duration="about 11-14 min"),
     "book": Recipe(book, lambda spe, ep: optim.sgd(0.1, momentum=0.9), 1, 60,
                    seconds_per_image=2.2e-4, duration="about 15 s"),
 }
