@@ -26,7 +26,8 @@ def lstm_sequence(xs, h0, c0, W_x, W_h, b):
     common.check_sequence("lstm_sequence", xs, W_x, W_h, {"b": b}, [h0, c0], gates=4)
     n, steps, batch = W_h.shape[0], xs.shape[1], xs.shape[0]
     key, ws = common.take_workspace("lstm", xs, W_h, 4, cs=(steps + 1, batch, n),
-                                    tanh_c=(steps, batch, n))
+                                    tanh_c=(steps, batch, n), slopes=(steps, 4, batch, n),
+                                    carry=(steps, batch, n))
     scale = common.gate_scale(n, (-1, -1, -2, -1), W_h.dtype)
     common.project(ws, xs, W_x, b, scale)           # pre-activations, times -1 (-2 for g)
     hs, cs = ws["hs"], ws["cs"]
@@ -56,12 +57,13 @@ def _forward_steps(ws, W_hs):
     acts, gates, hs, cs, tanh_c, rec, ig = (ws[k] for k in ("acts", "gates", "hs", "cs", "tanh_c",
                                                             "rec", "tmp"))
     numerator = common.gate_vector(4, [1, 1, 2, 1], W_hs.dtype)
+    rec_by_gate = common.by_gate(rec, 4)
     with np.errstate(over="ignore"):                   # exp -> inf activates to exactly 0
         for t in range(len(acts)):
             np.matmul(hs[t], W_hs, out=rec)
             rec += acts[t]
             gt = gates[t]                                  # [i, f, g, o], each (B, H)
-            np.exp(common.by_gate(rec, 4), out=gt)
+            np.exp(rec_by_gate, out=gt)
             common.squash(gt, numerator)                   # σ, σ, tanh + 1, σ
             gt[2] -= 1
             np.multiply(gt[1], cs[t], out=cs[t + 1])
@@ -71,6 +73,32 @@ def _forward_steps(ws, W_hs):
             np.multiply(gt[3], tanh_c[t], out=hs[t + 1])
 
 
+def _step_factors(ws):
+    """Everything the backward multiplies by that the forward fixed, for all steps at
+    once (a few large array operations instead of many small ones per step):
+
+        slopes[t] = [g σ'(i), c_prev σ'(f), i tanh'(g), tanh(c) σ'(o)]     (4, B, H)
+        carry[t]  = o (1 - tanh(c)^2)                                       (B, H)
+
+    with σ' = σ(1 - σ) and tanh' = 1 - g^2, so that per step
+    ``dc += dh carry``, ``dz[i, f, g] = dc slopes[i, f, g]``, ``dz[o] = dh slopes[o]``.
+    """
+    gates, cs, tanh_c, slopes, carry = (ws[k] for k in ("gates", "cs", "tanh_c", "slopes",
+                                                         "carry"))
+    i, f, g, o = (gates[:, k] for k in range(4))
+    np.subtract(1, gates, out=slopes)
+    slopes *= gates                                     # σ' of each gate (g's is replaced)
+    np.multiply(g, g, out=slopes[:, 2])
+    np.subtract(1, slopes[:, 2], out=slopes[:, 2])      # tanh'(g) = 1 - g^2
+    slopes[:, 0] *= g
+    slopes[:, 1] *= cs[:-1]
+    slopes[:, 2] *= i
+    slopes[:, 3] *= tanh_c
+    np.multiply(tanh_c, tanh_c, out=carry)
+    np.subtract(1, carry, out=carry)
+    carry *= o
+
+
 def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
     """Walk time in reverse, filling ``ws["dz"]``; ``dh``, ``dc`` end as the gradients of
     h0, c0 (their last update is skipped unless ``need_carry``).
@@ -78,28 +106,19 @@ def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
     h = o tanh(c), c = f c_prev + i g:  dc += dh o (1 - tanh(c)^2);
     d[i, f, g, o] = [dc g, dc c_prev, dc i, dh tanh(c)];  dz = d * [σ', σ', tanh', σ']
     with σ' = σ(1-σ), tanh' = 1 - g^2;  dc_prev = dc f;  dh_prev = dz W_h^T.
+    The factors that do not depend on the gradient come from ``_step_factors``.
     """
-    gates, cs, tanh_c, dz, d, slope, tmp = (ws[k] for k in ("gates", "cs", "tanh_c", "dz", "d",
-                                                            "slope", "tmp2"))
+    _step_factors(ws)
+    gates, slopes, carry, dz, tmp = (ws[k] for k in ("gates", "slopes", "carry", "dz", "tmp2"))
+    dz_by_gate = dz.reshape(dz.shape[:2] + (4, -1)).transpose(0, 2, 1, 3)    # (T, 4, B, H)
     W_hT = np.ascontiguousarray(W_h.T)
     for t in reversed(range(len(dz))):
-        (i, f, g, o), tc = gates[t], tanh_c[t]
         if dys_tm is not None:
             dh += dys_tm[t]
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
+        np.multiply(dh, carry[t], out=tmp)
         dc += tmp
-        np.multiply(dc, g, out=d[0])
-        np.multiply(dc, cs[t], out=d[1])
-        np.multiply(dc, i, out=d[2])
-        np.multiply(dh, tc, out=d[3])
-        np.subtract(1, gates[t], out=slope)
-        slope *= gates[t]
-        np.multiply(g, g, out=slope[2])
-        np.subtract(1, slope[2], out=slope[2])
-        np.multiply(d, slope, out=common.by_gate(dz[t], 4))
+        np.multiply(dc, slopes[t, :3], out=dz_by_gate[t, :3])
+        np.multiply(dh, slopes[t, 3], out=dz_by_gate[t, 3])
         if t or need_carry:
-            dc *= f
+            dc *= gates[t, 1]
             np.matmul(dz[t], W_hT, out=dh)
