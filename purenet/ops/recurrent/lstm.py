@@ -73,9 +73,9 @@ def _forward_steps(ws, W_hs):
             np.multiply(gt[3], tanh_c[t], out=hs[t + 1])
 
 
-def _step_factors(ws):
-    """Everything the backward multiplies by that the forward fixed, for all steps at
-    once (a few large array operations instead of many small ones per step):
+def _step_factors(ws, steps):
+    """Everything the backward multiplies by that the forward fixed, for a ``slice`` of
+    steps at once (a few array operations instead of many small ones per step):
 
         slopes[t] = [g σ'(i), c_prev σ'(f), i tanh'(g), tanh(c) σ'(o)]     (4, B, H)
         carry[t]  = o (1 - tanh(c)^2)                                       (B, H)
@@ -83,20 +83,25 @@ def _step_factors(ws):
     with σ' = σ(1 - σ) and tanh' = 1 - g^2, so that per step
     ``dc += dh carry``, ``dz[i, f, g] = dc slopes[i, f, g]``, ``dz[o] = dh slopes[o]``.
     """
-    gates, cs, tanh_c, slopes, carry = (ws[k] for k in ("gates", "cs", "tanh_c", "slopes",
-                                                         "carry"))
+    gates, c_prev, tanh_c, slopes, carry = (ws[k][steps] for k in ("gates", "cs", "tanh_c",
+                                                                    "slopes", "carry"))
     i, f, g, o = (gates[:, k] for k in range(4))
     np.subtract(1, gates, out=slopes)
     slopes *= gates                                     # σ' of each gate (g's is replaced)
     np.multiply(g, g, out=slopes[:, 2])
     np.subtract(1, slopes[:, 2], out=slopes[:, 2])      # tanh'(g) = 1 - g^2
     slopes[:, 0] *= g
-    slopes[:, 1] *= cs[:-1]
+    slopes[:, 1] *= c_prev
     slopes[:, 2] *= i
     slopes[:, 3] *= tanh_c
     np.multiply(tanh_c, tanh_c, out=carry)
     np.subtract(1, carry, out=carry)
     carry *= o
+
+
+# The backward computes ``_step_factors`` for as many steps at a time as fill about this
+# many bytes of gates, so they are still in cache when its loop reads them.
+FACTOR_CHUNK_BYTES = 1 << 20
 
 
 def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
@@ -108,17 +113,20 @@ def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
     with σ' = σ(1-σ), tanh' = 1 - g^2;  dc_prev = dc f;  dh_prev = dz W_h^T.
     The factors that do not depend on the gradient come from ``_step_factors``.
     """
-    _step_factors(ws)
     gates, slopes, carry, dz, tmp = (ws[k] for k in ("gates", "slopes", "carry", "dz", "tmp2"))
     dz_by_gate = dz.reshape(dz.shape[:2] + (4, -1)).transpose(0, 2, 1, 3)    # (T, 4, B, H)
     W_hT = np.ascontiguousarray(W_h.T)
-    for t in reversed(range(len(dz))):
-        if dys_tm is not None:
-            dh += dys_tm[t]
-        np.multiply(dh, carry[t], out=tmp)
-        dc += tmp
-        np.multiply(dc, slopes[t, :3], out=dz_by_gate[t, :3])
-        np.multiply(dh, slopes[t, 3], out=dz_by_gate[t, 3])
-        if t or need_carry:
-            dc *= gates[t, 1]
-            np.matmul(dz[t], W_hT, out=dh)
+    chunk = max(1, FACTOR_CHUNK_BYTES // gates[0].nbytes)
+    for stop in range(len(dz), 0, -chunk):
+        start = max(0, stop - chunk)
+        _step_factors(ws, slice(start, stop))
+        for t in reversed(range(start, stop)):
+            if dys_tm is not None:
+                dh += dys_tm[t]
+            np.multiply(dh, carry[t], out=tmp)
+            dc += tmp
+            np.multiply(dc, slopes[t, :3], out=dz_by_gate[t, :3])
+            np.multiply(dh, slopes[t, 3], out=dz_by_gate[t, 3])
+            if t or need_carry:
+                dc *= gates[t, 1]
+                np.matmul(dz[t], W_hT, out=dh)
