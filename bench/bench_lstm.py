@@ -14,6 +14,11 @@ computed, since the embedding before it is trained).
 
     python bench/bench_lstm.py [--steps 30] [--rounds 3] [--threads N] [--profile]
     python bench/bench_lstm.py --tiny        # a seconds-long smoke run of small sizes
+    python bench/bench_lstm.py --sweep-chunks   # the measurement behind lstm.FACTOR_CHUNK_BYTES
+
+``--sweep-chunks`` times the fused ``lstm_sequence`` alone (forward + backward, every
+gradient) at the benchmark's sizes and at the tiny recurrent net's of ``bench_engine.py``
+(8 units, 32 steps, batch 64) for several ``FACTOR_CHUNK_BYTES``, the sizes alternating.
 """
 import argparse
 import os
@@ -117,12 +122,45 @@ def profile(run):
     pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
+CHUNKS = [16 << 10, 128 << 10, 1 << 20, 8 << 20, 1 << 40]
+
+
+def sweep_chunks(rounds):
+    """Best fwd+bwd ms of one LSTM sequence per FACTOR_CHUNK_BYTES, two sizes."""
+    from purenet import grad
+    from purenet.ops.recurrent import lstm
+    chosen, rng = lstm.FACTOR_CHUNK_BYTES, np.random.default_rng(0)
+    cases = {"B32 T64 H256": (32, 64, 64, 256), "B64 T32 H8": (64, 32, 4, 8)}
+    times = {(name, c): float("inf") for name in cases for c in CHUNKS}
+    for _ in range(rounds):
+        for name, (b, t, f, h) in cases.items():
+            args = [rng.standard_normal(s).astype(np.float32) * 0.1 for s in
+                    [(b, t, f), (b, h), (b, h), (f, 4 * h), (h, 4 * h), (4 * h,)]]
+            loss = grad(lambda *a: lstm.lstm_sequence(*a)[0].sum(), argnums=(0, 1, 2, 3, 4, 5))
+            repeats = 5 if h > 100 else 100
+            for c in CHUNKS:
+                lstm.FACTOR_CHUNK_BYTES = c
+                loss(*args)
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    loss(*args)
+                times[name, c] = min(times[name, c], (time.perf_counter() - start) / repeats * 1e3)
+    lstm.FACTOR_CHUNK_BYTES = chosen
+    print("FACTOR_CHUNK_BYTES: ms for forward + backward of one lstm_sequence (best of rounds)")
+    for name in cases:
+        row = ", ".join(f"{'all' if c == CHUNKS[-1] else f'{c >> 10} KB'}: {times[name, c]:.2f}"
+                        + (" (chosen)" if c == chosen else "") for c in CHUNKS)
+        print(f"  {name}: {row}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--profile", action="store_true", help="profile purenet's step instead")
+    parser.add_argument("--sweep-chunks", action="store_true",
+                        help="time the LSTM backward's FACTOR_CHUNK_BYTES choices instead")
     parser.add_argument("--tiny", action="store_true",
                         help="small sizes and few steps: checks that the benchmark runs")
     args = parser.parse_args()
@@ -130,6 +168,10 @@ def main():
     if args.tiny:
         args.steps, args.rounds = min(args.steps, 3), min(args.rounds, 1)
     limit_threads(args.threads)
+    if args.sweep_chunks:
+        print(f"{blas_threads.cpu_model()}; threads {args.threads}")
+        sweep_chunks(args.rounds)
+        return
     x, y = make_batch(sizes)
     pure = purenet_runner(x, y, sizes)
     if args.profile:

@@ -101,6 +101,9 @@ def _step_factors(ws, steps):
 
 # The backward computes ``_step_factors`` for as many steps at a time as fill about this
 # many bytes of gates, so they are still in cache when its loop reads them.
+# ``bench/bench_lstm.py --sweep-chunks`` (AMD EPYC, 2 threads, best of 6 rounds): at
+# B32 T64 H256 one step at a time 44.0 ms, 8 steps (1 MB) 42.0, all 64 at once 42.8; at
+# B64 T32 H8 two steps at a time 1.93 ms, all at once (1 MB and up) 1.61-1.65.
 FACTOR_CHUNK_BYTES = 1 << 20
 
 
