@@ -14,11 +14,12 @@ computed, since the embedding before it is trained).
 
     python bench/bench_lstm.py [--steps 30] [--rounds 3] [--threads N] [--profile]
     python bench/bench_lstm.py --tiny        # a seconds-long smoke run of small sizes
-    python bench/bench_lstm.py --sweep-chunks   # the measurement behind lstm.FACTOR_CHUNK_BYTES
+    python bench/bench_lstm.py --sweep-chunks   # the measurement behind FACTOR_CHUNK_BYTES
 
 ``--sweep-chunks`` times the fused ``lstm_sequence`` alone (forward + backward, every
 gradient) at the benchmark's sizes and at the tiny recurrent net's of ``bench_engine.py``
-(8 units, 32 steps, batch 64) for several ``FACTOR_CHUNK_BYTES``, the sizes alternating.
+(8 units, 32 steps, batch 64) for several ``recurrent.common.FACTOR_CHUNK_BYTES``, the
+sizes alternating.
 """
 import argparse
 import os
@@ -122,14 +123,14 @@ def profile(run):
     pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
-CHUNKS = [16 << 10, 128 << 10, 1 << 20, 8 << 20, 1 << 40]
+CHUNKS = [16 << 10, 128 << 10, 256 << 10, 1 << 20, 1 << 40]
 
 
 def sweep_chunks(rounds):
     """Best fwd+bwd ms of one LSTM sequence per FACTOR_CHUNK_BYTES, two sizes."""
     from purenet import grad
-    from purenet.ops.recurrent import lstm
-    chosen, rng = lstm.FACTOR_CHUNK_BYTES, np.random.default_rng(0)
+    from purenet.ops.recurrent import common, lstm
+    chosen, rng = common.FACTOR_CHUNK_BYTES, np.random.default_rng(0)
     cases = {"B32 T64 H256": (32, 64, 64, 256), "B64 T32 H8": (64, 32, 4, 8)}
     times = {(name, c): float("inf") for name in cases for c in CHUNKS}
     for _ in range(rounds):
@@ -139,13 +140,13 @@ def sweep_chunks(rounds):
             loss = grad(lambda *a: lstm.lstm_sequence(*a)[0].sum(), argnums=(0, 1, 2, 3, 4, 5))
             repeats = 5 if h > 100 else 100
             for c in CHUNKS:
-                lstm.FACTOR_CHUNK_BYTES = c
+                common.FACTOR_CHUNK_BYTES = c
                 loss(*args)
                 start = time.perf_counter()
                 for _ in range(repeats):
                     loss(*args)
                 times[name, c] = min(times[name, c], (time.perf_counter() - start) / repeats * 1e3)
-    lstm.FACTOR_CHUNK_BYTES = chosen
+    common.FACTOR_CHUNK_BYTES = chosen
     print("FACTOR_CHUNK_BYTES: ms for forward + backward of one lstm_sequence (best of rounds)")
     for name in cases:
         row = ", ".join(f"{'all' if c == CHUNKS[-1] else f'{c >> 10} KB'}: {times[name, c]:.2f}"

@@ -155,16 +155,17 @@ def test_kernel_matches_scan(kind):
         assert_trees_close(back2(grads), back1(grads))
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 3 * (4 * 3 * H * 8)])   # 1 step; 3 steps of gates
-def test_lstm_backward_in_chunks_of_steps_matches_scan(chunk_bytes, monkeypatch):
-    """The backward's step factors computed a step at a time, or 3 steps at a time over 5
-    steps (a short last chunk), give the scan's gradients."""
-    from purenet.ops.recurrent import lstm
-    monkeypatch.setattr(lstm, "FACTOR_CHUNK_BYTES", chunk_bytes)
-    p, c, xs = cell_params("lstm"), carry0("lstm", 3), randn(3, 5, F, seed=9)
-    (ys1, c1), back1 = vjp(scanned("lstm"), p, c, xs)
-    _, back2 = vjp(kernel("lstm"), p, c, xs)
-    for grads in cotangent_choices("lstm", ys1, c1):
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * (4 * 3 * H * 8)])   # 1 step; 3 (LSTM), 4 (GRU)
+def test_backward_in_chunks_of_steps_matches_scan(kind, chunk_bytes, monkeypatch):
+    """The backward's step factors computed a step at a time, or a few steps at a time over
+    5 steps (a short last chunk), give the scan's gradients."""
+    from purenet.ops.recurrent import common
+    monkeypatch.setattr(common, "FACTOR_CHUNK_BYTES", chunk_bytes)
+    p, c, xs = cell_params(kind), carry0(kind, 3), randn(3, 5, F, seed=9)
+    (ys1, c1), back1 = vjp(scanned(kind), p, c, xs)
+    _, back2 = vjp(kernel(kind), p, c, xs)
+    for grads in cotangent_choices(kind, ys1, c1):
         assert_trees_close(back2(grads), back1(grads))
 
 

@@ -27,7 +27,7 @@ def gru_sequence(xs, h0, W_x, W_h, b, b_h):
     common.check_sequence("gru_sequence", xs, W_x, W_h, {"b": b, "b_h": b_h}, [h0], gates=3)
     m, steps, batch = W_h.shape[0], xs.shape[1], xs.shape[0]
     key, ws = common.take_workspace("gru", xs, W_h, 3, us=(steps, 3, batch, m),
-                                    da_n=(steps, batch, m))
+                                    da_n=(steps, batch, m), factors=(steps, 3, batch, m))
     scale = common.gate_scale(m, (-1, -1, 1), W_h.dtype)
     common.project(ws, xs, W_x, b, scale)           # a = x W_x + b, r and z columns negated
     hs = ws["hs"]
@@ -71,6 +71,28 @@ def _forward_steps(ws, W_hs, b_hs):
             hs[t + 1] += gt[2]
 
 
+def _step_factors(ws, steps):
+    """The factors of the backward that the forward fixed, for a ``slice`` of steps:
+
+        factors[t] = [(1-z)(1-n^2), (h-n) z(1-z), u_n r(1-r)]        (3, B, H)
+
+    so that per step ``da_n = dh factors[0]``, ``du_z = dh factors[1]``,
+    ``du_r = da_n factors[2]`` (see ``_backward_steps``)."""
+    gates, us, h_prev, factors = (ws[k][steps] for k in ("gates", "us", "hs", "factors"))
+    r, z, n = (gates[:, k] for k in range(3))
+    a_n, dz_, dr_ = (factors[:, k] for k in range(3))
+    np.multiply(n, n, out=a_n)
+    np.subtract(1, a_n, out=a_n)                        # 1 - n^2
+    np.subtract(1, z, out=dz_)
+    a_n *= dz_                                          # (1 - z)(1 - n^2)
+    dz_ *= z                                            # z(1 - z)
+    np.subtract(h_prev, n, out=dr_)
+    dz_ *= dr_                                          # (h - n) z(1 - z)
+    np.subtract(1, r, out=dr_)
+    dr_ *= r
+    dr_ *= us[:, 2]                                     # u_n r(1 - r)
+
+
 def _backward_steps(ws, W_h, dys_tm, dh, need_h0):
     """Walk time in reverse, filling ``ws["dz"]`` with du and ``ws["da_n"]``; ``dh`` ends as
     the gradient of h0 (its last update is skipped unless ``need_h0``).
@@ -78,30 +100,22 @@ def _backward_steps(ws, W_h, dys_tm, dh, need_h0):
     h' = n + z (h - n), n = tanh(a_n + r u_n):
       da_n = dh (1-z)(1-n^2)        du_z = da_z = dh (h-n) z(1-z)
       du_r = da_r = da_n u_n r(1-r)    du_n = da_n r    dh_prev = dh z + du W_h^T
+    The factors that do not depend on the gradient come from ``_step_factors``.
     """
-    gates, us, hs, du, d, da_n = (ws[k] for k in ("gates", "us", "hs", "dz", "d", "da_n"))
-    one_minus_z, tmp, dh_next = ws["tmp"], ws["tmp2"], ws["slope"][0]
+    gates, du, da_n, factors = (ws[k] for k in ("gates", "dz", "da_n", "factors"))
+    tmp, dh_next = ws["tmp"], ws["tmp2"]
+    du_by_gate = du.reshape(du.shape[:2] + (3, -1)).transpose(0, 2, 1, 3)    # (T, 3, B, H)
     W_hT = np.ascontiguousarray(W_h.T)
-    for t in reversed(range(len(du))):
-        r, z, n = gates[t]
-        if dys_tm is not None:
-            dh += dys_tm[t]
-        np.subtract(1, z, out=one_minus_z)
-        np.multiply(n, n, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= dh
-        np.multiply(tmp, one_minus_z, out=da_n[t])
-        np.subtract(hs[t], n, out=tmp)
-        tmp *= dh
-        tmp *= one_minus_z
-        np.multiply(tmp, z, out=d[1])
-        np.subtract(1, r, out=tmp)
-        tmp *= r
-        tmp *= us[t, 2]
-        np.multiply(tmp, da_n[t], out=d[0])
-        np.multiply(da_n[t], r, out=d[2])
-        np.copyto(common.by_gate(du[t], 3), d)
-        if t or need_h0:
-            np.matmul(du[t], W_hT, out=dh_next)
-            np.multiply(dh, z, out=tmp)
-            np.add(dh_next, tmp, out=dh)
+    for steps in common.reversed_chunks(len(du), gates[0].nbytes):
+        _step_factors(ws, steps)
+        for t in reversed(range(steps.start, steps.stop)):
+            if dys_tm is not None:
+                dh += dys_tm[t]
+            np.multiply(dh, factors[t, 0], out=da_n[t])
+            np.multiply(dh, factors[t, 1], out=du_by_gate[t, 1])
+            np.multiply(da_n[t], factors[t, 2], out=du_by_gate[t, 0])
+            np.multiply(da_n[t], gates[t, 0], out=du_by_gate[t, 2])
+            if t or need_h0:
+                np.matmul(du[t], W_hT, out=dh_next)
+                np.multiply(dh, gates[t, 1], out=tmp)
+                np.add(dh_next, tmp, out=dh)

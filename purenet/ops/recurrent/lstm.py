@@ -99,14 +99,6 @@ def _step_factors(ws, steps):
     carry *= o
 
 
-# The backward computes ``_step_factors`` for as many steps at a time as fill about this
-# many bytes of gates, so they are still in cache when its loop reads them.
-# ``bench/bench_lstm.py --sweep-chunks`` (AMD EPYC, 2 threads, best of 6 rounds): at
-# B32 T64 H256 one step at a time 44.0 ms, 8 steps (1 MB) 42.0, all 64 at once 42.8; at
-# B64 T32 H8 two steps at a time 1.93 ms, all at once (1 MB and up) 1.61-1.65.
-FACTOR_CHUNK_BYTES = 1 << 20
-
-
 def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
     """Walk time in reverse, filling ``ws["dz"]``; ``dh``, ``dc`` end as the gradients of
     h0, c0 (their last update is skipped unless ``need_carry``).
@@ -119,11 +111,9 @@ def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
     gates, slopes, carry, dz, tmp = (ws[k] for k in ("gates", "slopes", "carry", "dz", "tmp2"))
     dz_by_gate = dz.reshape(dz.shape[:2] + (4, -1)).transpose(0, 2, 1, 3)    # (T, 4, B, H)
     W_hT = np.ascontiguousarray(W_h.T)
-    chunk = max(1, FACTOR_CHUNK_BYTES // gates[0].nbytes)
-    for stop in range(len(dz), 0, -chunk):
-        start = max(0, stop - chunk)
-        _step_factors(ws, slice(start, stop))
-        for t in reversed(range(start, stop)):
+    for steps in common.reversed_chunks(len(dz), gates[0].nbytes):
+        _step_factors(ws, steps)
+        for t in reversed(range(steps.start, steps.stop)):
             if dys_tm is not None:
                 dh += dys_tm[t]
             np.multiply(dh, carry[t], out=tmp)
