@@ -155,7 +155,7 @@ def test_kernel_matches_scan(kind):
         assert_trees_close(back2(grads), back1(grads))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("chunk_bytes", [1, 3 * (4 * 3 * H * 8)])   # 1 step; 3 (LSTM), 4 (GRU)
 def test_backward_in_chunks_of_steps_matches_scan(kind, chunk_bytes, monkeypatch):
     """The backward's step factors computed a step at a time, or a few steps at a time over

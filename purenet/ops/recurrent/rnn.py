@@ -55,15 +55,18 @@ def _backward_steps(ws, W_h, dys_tm, dh, need_h0):
     """Walk time in reverse, filling ``ws["dz"]``; ``dh`` (B, H) ends as h0's gradient.
 
     dz_t = (dh_t + dys_t)(1 - h_t^2),  dh_{t-1} = dz_t W_h^T (skipped at t = 0
-    unless ``need_h0``).
+    unless ``need_h0``). The slopes 1 - h_t^2 go into dz first, a chunk of steps at a
+    time (``common.reversed_chunks``), and each step multiplies its own in place.
     """
-    hs, dz, slope = ws["hs"], ws["dz"], ws["tmp"]
+    hs, dz = ws["hs"], ws["dz"]
     W_hT = np.ascontiguousarray(W_h.T)
-    for t in reversed(range(len(dz))):
-        if dys_tm is not None:
-            dh += dys_tm[t]
-        np.multiply(hs[t + 1], hs[t + 1], out=slope)
-        np.subtract(1, slope, out=slope)
-        np.multiply(dh, slope, out=dz[t])
-        if t or need_h0:
-            np.matmul(dz[t], W_hT, out=dh)
+    for steps in common.reversed_chunks(len(dz), dz[0].nbytes):
+        slopes, h = dz[steps], hs[steps.start + 1:steps.stop + 1]
+        np.multiply(h, h, out=slopes)
+        np.subtract(1, slopes, out=slopes)
+        for t in reversed(range(steps.start, steps.stop)):
+            if dys_tm is not None:
+                dh += dys_tm[t]
+            dz[t] *= dh
+            if t or need_h0:
+                np.matmul(dz[t], W_hT, out=dh)
