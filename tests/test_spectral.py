@@ -160,3 +160,37 @@ def test_batch_norm_of_spatial_major_input_equals_contiguous():
     for got, want in zip(*outs):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     check_grads(lambda x_, g_, b_: batch_norm(x_, g_, b_)[0], _spatial_major(x), gamma, beta)
+
+
+def _small_cnn():
+    from purenet.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, serial
+    return serial(Conv2D(4, 3, padding="same", activation="relu"), MaxPool2D(2), BatchNorm(),
+                  Conv2D(3, 3, padding="same"), Flatten(), Dense(2))
+
+
+@pytest.mark.parametrize("route", [True, False], ids=["spectral", "direct"])
+def test_a_cnn_trains_the_same_on_either_route(route, monkeypatch):
+    """A CNN (conv + pool fused, batch norm on the spatial-major output, a second conv)
+    with every convolution forced onto one route: its gradients against central
+    differences, and its loss and gradients equal to the other route's."""
+    from purenet import loss_and_grads
+    from purenet.ops import conv as conv_module, conv_pool
+    from purenet.random import key
+    from purenet.testing import check_model_grads
+    model = _small_cnn()
+    _, params, state = model.init(key(0), (2, 6, 6), np.float64)
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 2, 4)
+    results = {}
+    for forced in (route, not route):
+        for module in (conv_module, conv_pool):
+            monkeypatch.setattr(module, "use_spectral", lambda *a, forced=forced: forced)
+        results[forced] = loss_and_grads(model, "softmax_cross_entropy", params, state, x, y)
+        if forced == route:
+            check_model_grads(model, "softmax_cross_entropy", params, x, y, state)
+    (loss_a, grads_a, _), (loss_b, grads_b, _) = results[route], results[not route]
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-12)
+    for layer in grads_a:
+        for name in grads_a[layer]:
+            np.testing.assert_allclose(grads_a[layer][name], grads_b[layer][name],
+                                       rtol=1e-9, atol=1e-12)
