@@ -82,3 +82,12 @@ def test_view_sets_are_compared_on_validation_only():
     assert all(acc in (0.0, 0.5, 1.0) for acc in scores.values())
     plain = (model(params, x).argmax(axis=1) == y).mean()
     assert scores["image alone"] == plain
+
+
+def test_convolution_theorem_example_agrees_and_prints_the_routes(capsys):
+    example = load("convolution_theorem.py")
+    assert example["one_axis"]() < 1e-12                 # the DFT product is the correlation
+    assert example["both_routes"]() < 1e-10              # conv2d's two routes agree
+    example["costs"]()
+    rows = [line for line in capsys.readouterr().out.splitlines() if " M " in line]
+    assert [row.split()[-1] for row in rows] == ["direct", "spectral", "spectral", "spectral"]
