@@ -86,6 +86,19 @@ def test_float32_stays_float32_and_close_to_direct():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+def test_float16_in_float16_out():
+    """Half precision is transformed in complex64 and handed back in float16, like the
+    direct route's results."""
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, 6, 6)).astype(np.float16)
+    w = rng.random((3, 3, 3, 4)).astype(np.float16)
+    y, pull = purenet.vjp(conv2d.bind(padding="same", method="spectral"), x, w, None)
+    dx, dw, _ = pull(np.ones(y.shape, np.float16))
+    assert y.dtype == dx.dtype == dw.dtype == np.float16
+    np.testing.assert_allclose(y, conv2d(x, w, None, padding="same", method="direct"),
+                               rtol=1e-2, atol=1e-2)
+
+
 def test_output_is_spatial_major_and_read_back_without_a_copy():
     """The output's memory is (H, W, N, C): a second spectral convolution reads it as is."""
     rng = np.random.default_rng(0)

@@ -151,14 +151,14 @@ def spatial_major(x):
 def spectral_conv2d(x, w, b, geom, dtype):
     """``(y, backward)`` of ``conv2d`` (same arguments, checked) by the convolution
     theorem; ``y`` is an NCHW view of spatial-major memory."""
-    axes, half = _axes(geom, np.dtype(dtype).char.upper())   # 'f' -> 'F': complex64
+    axes, half = _axes(geom, np.result_type(dtype, np.complex64).char)  # float32 -> complex64
     n, c_in, c_out = len(x), w.shape[2], w.shape[3]
-    xs = spatial_major(x).astype(dtype, copy=False)
+    xs = spatial_major(x).astype(dtype, copy=False)          # (float16 is computed in complex64)
     x_hat = spectrum(xs.reshape(xs.shape[:2] + (-1,)), axes, half, "x").reshape(-1, n, c_in)
     w_hat = spectrum(w.astype(dtype, copy=False).reshape(w.shape[:2] + (-1,)), axes, half,
                      "w").reshape(-1, c_in, c_out)
     y = image(x_hat @ w_hat.conj(), axes, half, "y").reshape(geom.out_hw + (n, c_out))
-    y = np.ascontiguousarray(y)
+    y = np.ascontiguousarray(y, dtype=dtype)
     if b is not None:
         y += b
 
@@ -172,7 +172,8 @@ def spectral_conv2d(x, w, b, geom, dtype):
         dx = dw = None
         if needed[0]:
             dx = image(g_hat @ w_hat.transpose(0, 2, 1), axes, half, "x")
-            dx = np.ascontiguousarray(dx).reshape(geom.in_hw + (n, c_in)).transpose(2, 3, 0, 1)
+            dx = np.ascontiguousarray(dx, dtype=dtype).reshape(geom.in_hw + (n, c_in))
+            dx = dx.transpose(2, 3, 0, 1)
         if needed[1]:
             # X^T conj(G) = conj(X^H G): conjugate the smaller operand (and the small result)
             if c_in <= c_out:
