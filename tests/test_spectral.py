@@ -86,6 +86,18 @@ def test_float32_stays_float32_and_close_to_direct():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+def test_integer_data_stays_exact():
+    """"auto" keeps integers on the direct route; "spectral" rounds its results to the
+    exact integers."""
+    x = np.arange(2 * 3 * 14 * 14).reshape(2, 3, 14, 14) % 7
+    w = np.ones((5, 5, 3, 4), dtype=int)
+    exact = conv2d(x, w, None, padding="same", method="direct")
+    for method in ("auto", "spectral"):
+        y = conv2d(x, w, None, padding="same", method=method)
+        assert y.dtype == exact.dtype
+        np.testing.assert_array_equal(y, exact)
+
+
 def test_float16_in_float16_out():
     """Half precision is transformed in complex64 and handed back in float16, like the
     direct route's results."""
@@ -187,7 +199,7 @@ def test_a_cnn_trains_the_same_on_either_route(route, monkeypatch):
     with every convolution forced onto one route: its gradients against central
     differences, and its loss and gradients equal to the other route's."""
     from purenet import loss_and_grads
-    from purenet.ops import conv as conv_module, conv_pool
+    from purenet.ops import spectral
     from purenet.random import key
     from purenet.testing import check_model_grads
     model = _small_cnn()
@@ -196,8 +208,7 @@ def test_a_cnn_trains_the_same_on_either_route(route, monkeypatch):
     x, y = rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 2, 4)
     results = {}
     for forced in (route, not route):
-        for module in (conv_module, conv_pool):
-            monkeypatch.setattr(module, "use_spectral", lambda *a, forced=forced: forced)
+        monkeypatch.setattr(spectral, "use_spectral", lambda *a, forced=forced: forced)
         results[forced] = loss_and_grads(model, "softmax_cross_entropy", params, state, x, y)
         if forced == route:
             check_model_grads(model, "softmax_cross_entropy", params, x, y, state)

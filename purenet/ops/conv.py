@@ -40,7 +40,7 @@ from .geometry import Geometry, settings_1d
 from .linear import column_sums
 from .patches import (chunk_size, channels_last, col2im, correlate, pad_channels_last, pad_hw,
                       patch_chunks, patches_view)
-from .spectral import spectral_conv2d, use_spectral
+from .spectral import spectral_conv2d, takes_spectral_route
 
 METHODS = ("auto", "direct", "spectral")
 
@@ -140,7 +140,7 @@ def conv2d(x, w, b, *, stride=1, padding="valid", dilation=1, method="auto"):
     check_method(method)
     geom = Geometry(x.shape[2:], w.shape[:2], stride, padding, dilation)
     dtype = np.result_type(x.dtype, w.dtype)
-    if method == "spectral" or (method == "auto" and use_spectral(geom, len(x), *w.shape[2:])):
+    if takes_spectral_route(method, geom, x, w, dtype):
         return spectral_conv2d(x, w, b, geom, dtype)
     xp = pad_channels_last(x, geom.pads)
     w2 = w.reshape(-1, w.shape[3])

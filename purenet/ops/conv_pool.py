@@ -30,7 +30,7 @@ from .geometry import Geometry
 from .linear import column_sums
 from .patches import channels_last, pad_channels_last, patch_chunks, patches_view, pooled_order
 from .pooling import check_pool_settings, first_maxima, max_pool2d, maximum_of
-from .spectral import spectral_conv2d, use_spectral
+from .spectral import spectral_conv2d, takes_spectral_route
 
 
 def _pooled_conv(patches, w2, dtype):
@@ -98,7 +98,7 @@ def conv2d_max_pool2d(x, w, b, *, stride=1, padding="valid", dilation=1, pool_si
         raise ShapeError(f"conv2d_max_pool2d: the convolution's {ho}x{wo} output is smaller "
                          f"than the {ph}x{pw} pooling window")
     dtype = np.result_type(x.dtype, w.dtype)
-    if method == "spectral" or (method == "auto" and use_spectral(geom, len(x), *w.shape[2:])):
+    if takes_spectral_route(method, geom, x, w, dtype):
         return _spectral_then_pool(x, w, b, geom, dtype, pool)
     xp = pad_channels_last(x, geom.pads)
     c_out = w.shape[3]

@@ -111,6 +111,14 @@ def use_spectral(geom, batch, c_in, c_out):
     return products + transforms < direct
 
 
+def takes_spectral_route(method, geom, x, w, dtype):
+    """Whether ``conv2d``'s ``method`` ("auto", "direct" or "spectral") means this route for
+    these arguments; "auto" keeps integer data on the exact direct route."""
+    if method == "auto":
+        return np.issubdtype(dtype, np.inexact) and use_spectral(geom, len(x), *w.shape[2:])
+    return method == "spectral"
+
+
 @lru_cache(maxsize=64)
 def _axes(geom, dtype):
     """The two ``_Axis`` of a geometry, and the index of the one keeping half its frequencies."""
@@ -143,6 +151,14 @@ def image(s, axes, half, place):
     return _along(axes[half].inverse[place], _along(axes[other].inverse[place], s, other), half).real
 
 
+def _real_result(a, dtype):
+    """A transform's real result as a contiguous ``dtype`` array; rounded first when
+    ``dtype`` is an integer type (the exact result is an integer)."""
+    if not np.issubdtype(dtype, np.inexact):
+        a = np.rint(a)
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def spatial_major(x):
     """NCHW ``x`` -> its (H, W, N, C) array; no copy when that is already its memory order."""
     return np.ascontiguousarray(x.transpose(2, 3, 0, 1))
@@ -158,7 +174,7 @@ def spectral_conv2d(x, w, b, geom, dtype):
     w_hat = spectrum(w.astype(dtype, copy=False).reshape(w.shape[:2] + (-1,)), axes, half,
                      "w").reshape(-1, c_in, c_out)
     y = image(x_hat @ w_hat.conj(), axes, half, "y").reshape(geom.out_hw + (n, c_out))
-    y = np.ascontiguousarray(y, dtype=dtype)
+    y = _real_result(y, dtype)
     if b is not None:
         y += b
 
@@ -172,7 +188,7 @@ def spectral_conv2d(x, w, b, geom, dtype):
         dx = dw = None
         if needed[0]:
             dx = image(g_hat @ w_hat.transpose(0, 2, 1), axes, half, "x")
-            dx = np.ascontiguousarray(dx, dtype=dtype).reshape(geom.in_hw + (n, c_in))
+            dx = _real_result(dx, dtype).reshape(geom.in_hw + (n, c_in))
             dx = dx.transpose(2, 3, 0, 1)
         if needed[1]:
             # X^T conj(G) = conj(X^H G): conjugate the smaller operand (and the small result)
@@ -180,7 +196,7 @@ def spectral_conv2d(x, w, b, geom, dtype):
                 dw_hat = (x_hat.conj().transpose(0, 2, 1) @ g_hat).conj()
             else:
                 dw_hat = x_hat.transpose(0, 2, 1) @ g_hat.conj()
-            dw = image(dw_hat, axes, half, "w").reshape(w.shape).astype(dtype)
+            dw = _real_result(image(dw_hat, axes, half, "w"), dtype).reshape(w.shape)
         return dx, dw, db
 
     return y.transpose(2, 3, 0, 1), backward
