@@ -39,6 +39,10 @@ Layout. The work is spatial-major, ``(H, W, N, C)``: the output comes back as an
 view of that memory, so the next spectral convolution reads it without a copy, and
 element-wise layers and pooling run over runs of N*C values.
 
+Non-finite values. A NaN or inf anywhere in a sample's image reaches every output of
+that sample (each frequency mixes all pixels), where im2col confines it to the windows
+it falls in; ``fit`` refuses non-finite data and stops on a non-finite loss either way.
+
 Memory. Each spectrum holds F0*F1 complex values per channel and sample, 1.2-1.7 times
 the floats of the image it stands for (7x7 to 28x28 images with 3x3 or 5x5 kernels); the
 input's is kept for the backward, where im2col keeps the padded input.
