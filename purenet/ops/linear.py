@@ -3,6 +3,8 @@
 ``linear(x, W, b)`` is the two fused, as ``Dense`` uses them: one node instead of
 two, and the bias added in place while the product is still in cache.
 """
+import functools
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -40,7 +42,16 @@ def _weight_multiply(x, w):
 def column_sums(a2):
     """Sums of the columns of a 2-D array ``(rows, n) -> (n,)``, as a BLAS product with
     ones: several times faster than ``a2.sum(axis=0)`` when rows are short."""
-    return np.ones(len(a2), a2.dtype) @ a2
+    return _ones(len(a2), a2.dtype) @ a2
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(n, dtype):
+    """A read-only vector of ``n`` ones, made once per length (the bias gradients of a
+    training step ask for the same few lengths every step)."""
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 @primitive
