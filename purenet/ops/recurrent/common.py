@@ -60,8 +60,7 @@ def take_workspace(tag, xs, W_h, gates, **extra):
     shapes = {"x_tm": (steps, batch, n_in + 1), "acts": (steps, batch, gates * n),
               "gates": (steps, gates, batch, n), "hs": (steps + 1, batch, n),
               "dz": (steps, batch, gates * n), "dx_tm": (steps * batch, n_in),
-              "rec": (batch, gates * n), "d": (gates, batch, n), "slope": (gates, batch, n),
-              "tmp": (batch, n), "tmp2": (batch, n), **extra}
+              "rec": (batch, gates * n), "tmp": (batch, n), "tmp2": (batch, n), **extra}
     return pool.take(tag, shapes, W_h.dtype)
 
 
