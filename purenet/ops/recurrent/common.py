@@ -165,8 +165,8 @@ def tanh_by_exp(x, out):
 
 
 def by_gate(a, gates):
-    """A (B, G*H) row-major array viewed gate-major, (G, B, H) (no copy)."""
-    return a.reshape(a.shape[0], gates, -1).transpose(1, 0, 2)
+    """A (..., B, G*H) row-major array viewed gate-major, (..., G, B, H) (no copy)."""
+    return np.swapaxes(a.reshape(a.shape[:-1] + (gates, -1)), -3, -2)
 
 
 def grad_or_zeros(grad, like):

@@ -104,7 +104,7 @@ def _backward_steps(ws, W_h, dys_tm, dh, need_h0):
     """
     gates, du, da_n, factors = (ws[k] for k in ("gates", "dz", "da_n", "factors"))
     tmp, dh_next = ws["tmp"], ws["tmp2"]
-    du_by_gate = du.reshape(du.shape[:2] + (3, -1)).transpose(0, 2, 1, 3)    # (T, 3, B, H)
+    du_by_gate = common.by_gate(du, 3)                              # (T, 3, B, H)
     W_hT = np.ascontiguousarray(W_h.T)
     for steps in common.reversed_chunks(len(du), gates[0].nbytes):
         _step_factors(ws, steps)

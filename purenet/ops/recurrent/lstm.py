@@ -109,7 +109,7 @@ def _backward_steps(ws, W_h, dys_tm, dh, dc, need_carry):
     The factors that do not depend on the gradient come from ``_step_factors``.
     """
     gates, slopes, carry, dz, tmp = (ws[k] for k in ("gates", "slopes", "carry", "dz", "tmp2"))
-    dz_by_gate = dz.reshape(dz.shape[:2] + (4, -1)).transpose(0, 2, 1, 3)    # (T, 4, B, H)
+    dz_by_gate = common.by_gate(dz, 4)                              # (T, 4, B, H)
     W_hT = np.ascontiguousarray(W_h.T)
     for steps in common.reversed_chunks(len(dz), gates[0].nbytes):
         _step_factors(ws, steps)
