@@ -24,7 +24,7 @@ route writes.
 import numpy as np
 
 from ..errors import ShapeError
-from .conv import check_conv2d_args, check_method, input_grad, kernel_grads
+from .conv import check_conv2d_args, input_grad, kernel_grads
 from .core import primitive
 from .geometry import Geometry
 from .linear import column_sums
@@ -90,7 +90,6 @@ def conv2d_max_pool2d(x, w, b, *, stride=1, padding="valid", dilation=1, pool_si
     ``method`` as for ``conv2d``: "spectral" computes the convolution by ``ops.spectral``
     and pools it after."""
     check_conv2d_args(x, w, b)
-    check_method(method)
     pool = check_pool_settings(pool_size)
     geom = Geometry(x.shape[2:], w.shape[:2], stride, padding, dilation)
     (ho, wo), (ph, pw) = geom.out_hw, pool

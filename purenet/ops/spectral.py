@@ -51,6 +51,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..errors import ConfigError
 from .linear import column_sums
 
 
@@ -115,9 +116,15 @@ def use_spectral(geom, batch, c_in, c_out):
     return products + transforms < direct
 
 
+METHODS = ("auto", "direct", "spectral")
+
+
 def takes_spectral_route(method, geom, x, w, dtype):
     """Whether ``conv2d``'s ``method`` ("auto", "direct" or "spectral") means this route for
-    these arguments; "auto" keeps integer data on the exact direct route."""
+    these arguments; "auto" keeps integer data on the exact direct route. A ConfigError
+    for any other ``method``."""
+    if method not in METHODS:
+        raise ConfigError(f"conv2d: method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "auto":
         return np.issubdtype(dtype, np.inexact) and use_spectral(geom, len(x), *w.shape[2:])
     return method == "spectral"
