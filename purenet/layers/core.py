@@ -20,7 +20,8 @@ def Dense(units, activation="identity", w_init="glorot_normal", b_init="zeros"):
     """
     units = positive_int(units, "Dense: units")
     act = activations.get(activation)
-    fused = activations.name_of(act) if activations.name_of(act) in activations.FUSABLE else None
+    name = activations.name_of(act)
+    fused = name if name in activations.FUSABLE else None
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
     def init(key, in_shape, dtype):

@@ -72,17 +72,16 @@ def _inverse_dft(positions, n_freq, size, half, dtype):
 
 
 class _Axis:
-    """One spatial axis of a spectral convolution: its canvas and the positions each
-    array occupies on it (inputs, taps, outputs), with their transforms."""
+    """One spatial axis of a spectral convolution: the transforms at the positions each
+    array occupies on its canvas of ``size`` points (inputs, taps, outputs), keeping
+    ``n_freq`` frequencies."""
 
-    def __init__(self, n_in, n_out, kernel, stride, dilation, pads, half, dtype):
-        self.size = n_in + max(pads)
-        self.n_freq = self.size // 2 + 1 if half else self.size
-        places = {"x": np.arange(n_in), "w": np.arange(kernel) * dilation - pads[0],
+    def __init__(self, size, n_freq, n_in, n_out, kernel, stride, dilation, pad_before, dtype):
+        self.n_freq, half = n_freq, n_freq < size
+        places = {"x": np.arange(n_in), "w": np.arange(kernel) * dilation - pad_before,
                   "y": np.arange(n_out) * stride}
-        self.forward = {k: _forward_dft(self.n_freq, p, self.size, dtype) for k, p in places.items()}
-        self.inverse = {k: _inverse_dft(p, self.n_freq, self.size, half, dtype)
-                        for k, p in places.items()}
+        self.forward = {k: _forward_dft(n_freq, p, size, dtype) for k, p in places.items()}
+        self.inverse = {k: _inverse_dft(p, n_freq, size, half, dtype) for k, p in places.items()}
 
 
 def _canvas(geom):
@@ -133,11 +132,10 @@ def takes_spectral_route(method, geom, x, w, dtype):
 @lru_cache(maxsize=64)
 def _axes(geom, dtype):
     """The two ``_Axis`` of a geometry, and the index of the one keeping half its frequencies."""
-    _, half, _ = _canvas(geom)
-    in_hw, out_hw, kernel_hw = geom.in_hw, geom.out_hw, geom.kernel_hw
-    stride, dilation, pads = geom.stride, geom.dilation, geom.pads
-    return tuple(_Axis(in_hw[a], out_hw[a], kernel_hw[a], stride[a], dilation[a], pads[a],
-                       a == half, dtype) for a in (0, 1)), half
+    sizes, half, kept = _canvas(geom)
+    return tuple(_Axis(sizes[a], kept[a], geom.in_hw[a], geom.out_hw[a], geom.kernel_hw[a],
+                       geom.stride[a], geom.dilation[a], geom.pads[a][0], dtype)
+                 for a in (0, 1)), half
 
 
 def _along(matrix, a, axis):
