@@ -7,7 +7,9 @@ tiny MLP (where per-call overhead, not arithmetic, sets the time) against PyTorc
 2. Tiny MLP step: 32-64-64-16-10 ReLU, batch 64, forward + backward + SGD update,
    purenet's ``loss_and_grads`` + optimizer against the same network in PyTorch, same
    threads, interleaved rounds, median steps per second.
-3. Tiny recurrent step: an LSTM of 8 units over 32 steps of 4 features, batch 64,
+3. ReLU inside ``Dense`` (``linear`` applies it in place) against separate ``Activation``
+   layers: the tiny MLP's ``loss_and_grads``, the two alternating.
+4. Tiny recurrent step: an LSTM of 8 units over 32 steps of 4 features, batch 64,
    then dense 2 on the last step; the same in PyTorch.
 
     python bench/bench_engine.py [--threads N] [--steps 2000]
@@ -97,6 +99,27 @@ def torch_steps(x, y, steps, recurrent=False):
     return steps / (time.perf_counter() - start)
 
 
+def fused_activation(rounds, steps=500):
+    """µs per ``loss_and_grads`` of the tiny MLP with its ReLUs inside ``Dense`` (applied by
+    ``linear`` in place) and as separate ``Activation`` layers, alternating, best of rounds."""
+    import purenet as pn
+    x, y = tiny_data()
+    widths = (64, 64, 16)
+    nets = {"fused": pn.serial(*[pn.Dense(w, "relu") for w in widths], pn.Dense(10)),
+            "separate": pn.serial(*[layer for w in widths
+                                    for layer in (pn.Dense(w), pn.Activation("relu"))],
+                                  pn.Dense(10))}
+    best = dict.fromkeys(nets, float("inf"))
+    for _ in range(rounds):
+        for name, net in nets.items():
+            _, params, state = net.init(pn.key(0), x.shape[1:])
+            start = time.perf_counter()
+            for _ in range(steps):
+                pn.loss_and_grads(net, "softmax_cross_entropy", params, state, x, y)
+            best[name] = min(best[name], (time.perf_counter() - start) / steps * 1e6)
+    return best
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=THREADS)
@@ -112,6 +135,9 @@ def main():
               f"differentiated: {traced - plain:.2f} µs of engine per primitive")
     except AttributeError:
         print("(this version has no purenet.grad: primitive overhead not measured)")
+    fused = fused_activation(args.rounds)
+    print(f"tiny MLP loss_and_grads, ReLU inside Dense: {fused['fused']:.0f} µs, as separate "
+          f"layers: {fused['separate']:.0f} µs ({fused['fused'] / fused['separate']:.2f} of the time)")
     rng = np.random.default_rng(0)
     cases = {"tiny MLP step (32-64-64-16-10, batch 64)": (*tiny_data(), False),
              "tiny LSTM step (8 units, 32 steps, batch 64)": (

@@ -15,6 +15,7 @@ computed, since the embedding before it is trained).
     python bench/bench_lstm.py [--steps 30] [--rounds 3] [--threads N] [--profile]
     python bench/bench_lstm.py --tiny        # a seconds-long smoke run of small sizes
     python bench/bench_lstm.py --sweep-chunks   # the measurement behind FACTOR_CHUNK_BYTES
+    python bench/bench_lstm.py --split          # where the kernel's time goes
 
 ``--sweep-chunks`` times the fused ``lstm_sequence`` alone (forward + backward, every
 gradient) at the benchmark's sizes and at the tiny recurrent net's of ``bench_engine.py``
@@ -154,6 +155,50 @@ def sweep_chunks(rounds):
         print(f"  {name}: {row}")
 
 
+def kernel_split(rounds):
+    """Where one lstm_sequence's forward + backward goes at the benchmark's sizes: the whole
+    kernel, its 2 T per-step products (B x H by H x 4H, and back) alone, the forward's
+    ``exp`` over all four gates alone, and NumPy's float32 exp and multiply per value."""
+    from purenet import grad
+    from purenet.ops.recurrent import lstm
+    b, t, f, h = FULL["batch"], FULL["steps"], FULL["embed"], FULL["units"]
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s).astype(np.float32) * 0.1 for s in
+            [(b, t, f), (b, h), (b, h), (f, 4 * h), (h, 4 * h), (4 * h,)]]
+    loss = grad(lambda *a: lstm.lstm_sequence(*a)[0].sum(), argnums=(0, 1, 2, 3, 4, 5))
+    w_h, w_ht = args[4], np.ascontiguousarray(args[4].T)
+    h_t, rec = rng.standard_normal((b, h)).astype(np.float32), np.empty((b, 4 * h), np.float32)
+    dz, dh = rng.standard_normal((b, 4 * h)).astype(np.float32), np.empty((b, h), np.float32)
+    gates = np.empty((4, b, h), np.float32)
+    big, out = rng.standard_normal(1 << 20).astype(np.float32), np.empty(1 << 20, np.float32)
+
+    def products():
+        for _ in range(t):
+            np.matmul(h_t, w_h, out=rec)
+            np.matmul(dz, w_ht, out=dh)
+
+    def gate_exps():
+        for _ in range(t):
+            np.exp(rec.reshape(b, 4, h).transpose(1, 0, 2), out=gates)
+
+    parts = {"kernel fwd+bwd": lambda: loss(*args), "per-step products": products,
+             "forward gate exps": gate_exps,
+             "exp, 1M floats": lambda: np.exp(big, out=out),
+             "multiply, 1M floats": lambda: np.multiply(big, big, out=out)}
+    best = dict.fromkeys(parts, float("inf"))
+    for _ in range(rounds):
+        for name, fn in parts.items():
+            fn()
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], (time.perf_counter() - start) * 1e3)
+    print(f"one lstm_sequence, B{b} T{t} H{h} (ms, best of {rounds} rounds)")
+    for name, ms in best.items():
+        print(f"  {name:22s} {ms:7.2f}")
+    print(f"  exp per float32 value {best['exp, 1M floats'] * 1e6 / (1 << 20):.2f} ns, "
+          f"{best['exp, 1M floats'] / best['multiply, 1M floats']:.1f} x a multiply")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per round")
@@ -162,6 +207,8 @@ def main():
     parser.add_argument("--profile", action="store_true", help="profile purenet's step instead")
     parser.add_argument("--sweep-chunks", action="store_true",
                         help="time the LSTM backward's FACTOR_CHUNK_BYTES choices instead")
+    parser.add_argument("--split", action="store_true",
+                        help="time the LSTM kernel's parts (products, exp) instead")
     parser.add_argument("--tiny", action="store_true",
                         help="small sizes and few steps: checks that the benchmark runs")
     args = parser.parse_args()
@@ -169,9 +216,9 @@ def main():
     if args.tiny:
         args.steps, args.rounds = min(args.steps, 3), min(args.rounds, 1)
     limit_threads(args.threads)
-    if args.sweep_chunks:
+    if args.sweep_chunks or args.split:
         print(f"{blas_threads.cpu_model()}; threads {args.threads}")
-        sweep_chunks(args.rounds)
+        (sweep_chunks if args.sweep_chunks else kernel_split)(max(args.rounds, 5))
         return
     x, y = make_batch(sizes)
     pure = purenet_runner(x, y, sizes)

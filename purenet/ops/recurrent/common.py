@@ -102,13 +102,12 @@ def recurrent_weight_grad(hs, dz):
 
 # The backward loops compute the factors the forward fixed (gate slopes and the like) for
 # as many steps at a time as fill about this many bytes of gates, so they are still in
-# cache when the loop reads them. Measured on a 2-core AMD EPYC whose speed moved by 30 %
-# between passes, so only the larger differences count: ``bench/bench_lstm.py
-# --sweep-chunks`` put every chunk size within 5 % at B32 T64 H256 and showed that for
-# B64 T32 H8 all steps at once beat two at a time by 15-20 %. Against the previous kernels
-# (per-step factors, fwd+bwd of one sequence, alternating in one process, two passes each),
-# with 256 KB: B64 T32 H8 LSTM 13 % and GRU 8-9 % faster; at H256 and H512 both within
-# -5 % .. +4 %, except GRU at H512 once 19 % faster. With 1 MB, GRU at H512 was 11-25 % slower.
+# cache when the loop reads them. ``bench/bench_lstm.py --sweep-chunks`` on a 2-core AMD
+# EPYC whose speed moved by 30 % between passes, two sweeps: at B32 T64 H256 every size
+# within 7 % of the best (42.0-44.9 ms) in the quiet one, 13 % in the slow one; at B64
+# T32 H8 all steps at once took 0.83 and 0.95 of the time of two at a time. Against the
+# previous per-step kernels (one-off A/B, not in bench/), 1 MB made the GRU at H512
+# 11-25 % slower, hence 256 KB.
 FACTOR_CHUNK_BYTES = 256 << 10
 
 
