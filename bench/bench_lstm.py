@@ -6,7 +6,7 @@ step, softmax cross-entropy, Adam (lr 1e-3); batch 32, float32, the same
 number of threads. One step is forward, backward and the Adam update. The two
 frameworks take turns in several rounds (so neither always gets the quieter
 machine); each one's best round is reported, with the ratio purenet / PyTorch
-in steps per second (the goal is at least 0.7).
+in steps per second (above 1.0 means purenet is faster).
 
 purenet's step is ``train_step``: ``purenet.grad`` differentiates the model, and
 the LSTM layer runs the fused ``lstm_sequence`` primitive (its input gradient is
@@ -16,11 +16,24 @@ computed, since the embedding before it is trained).
     python bench/bench_lstm.py --tiny        # a seconds-long smoke run of small sizes
     python bench/bench_lstm.py --sweep-chunks   # the measurement behind FACTOR_CHUNK_BYTES
     python bench/bench_lstm.py --split          # where the kernel's time goes
+    python bench/bench_lstm.py --floor          # the least time any NumPy LSTM kernel needs here
 
 ``--sweep-chunks`` times the fused ``lstm_sequence`` alone (forward + backward, every
 gradient) at the benchmark's sizes and at the tiny recurrent net's of ``bench_engine.py``
 (8 units, 32 steps, batch 64) for several ``recurrent.common.FACTOR_CHUNK_BYTES``, the
 sizes alternating.
+
+``--floor`` asks how close a NumPy kernel can come at all. It times, on buffers of the
+kernel's sizes, a *skeleton* of one forward + backward that does less than any
+correct LSTM must: per step the recurrent product, one ``exp`` over the four gates,
+one ``tanh`` of the cell (via exp, the cheaper here), three calls for
+``c = f c + i g``, one for ``h = o tanh(c)`` and one for the squash (forward); the
+product back and two gate-gradient calls (backward); plus the four sequence-wide
+products. Against PyTorch's WHOLE training step (embedding, dense layer, loss and
+optimizer included), at the benchmark's sizes and at ``bench_engine.py``'s tiny
+recurrent net (8 units, 32 steps of 4 features, batch 64, dense 2 on the last step,
+SGD with momentum), the two alternating. Its time over PyTorch's is a lower bound on
+purenet's time ratio for that step.
 """
 import argparse
 import os
@@ -199,6 +212,62 @@ def kernel_split(rounds):
           f"{best['exp, 1M floats'] / best['multiply, 1M floats']:.1f} x a multiply")
 
 
+def skeleton(b, t, f, h, rng):
+    """A function running the floor's skeleton (see the module docstring) once."""
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(np.float32) * 0.1
+    x, w_x, w_h, w_ht = arr(t * b, f + 1), arr(f + 1, 4 * h), arr(h, 4 * h), arr(4 * h, h)
+    acts, dz, hs = arr(t * b, 4 * h), arr(t * b, 4 * h), arr(t * b, h)
+    rec, gates, c, c2, tc, hh = arr(b, 4 * h), arr(4, b, h), arr(b, h), arr(b, h), arr(b, h), arr(b, h)
+    dh, dc = arr(b, h), arr(b, h)
+
+    def run():
+        np.matmul(x, w_x, out=acts)                              # the projection
+        for _ in range(t):
+            np.matmul(hh, w_h, out=rec)
+            np.exp(rec.reshape(4, b, h), out=gates)               # all gates
+            np.divide(1, gates, out=gates)                        # the squash
+            np.multiply(gates[1], c, out=c2)
+            np.multiply(gates[0], gates[2], out=tc)
+            np.add(c2, tc, out=c)
+            np.exp(c, out=tc)                                     # tanh(c), via exp
+            np.multiply(gates[3], tc, out=hh)
+        for _ in range(t):
+            np.multiply(dh, c, out=dc)
+            np.multiply(dc, gates, out=gates)
+            np.matmul(rec, w_ht, out=dh)
+        hs.T @ dz, x.T @ dz, dz @ w_x[:-1].T                     # dW_h, [dW_x; db], dxs
+    return run
+
+
+def floor(rounds):
+    """The skeleton's time, purenet's whole step and PyTorch's, at both sizes, alternating."""
+    from bench_engine import purenet_steps, torch_steps
+    rng = np.random.default_rng(0)
+    x, y = make_batch(FULL)
+    tx, ty = rng.standard_normal((64, 32, 4)).astype(np.float32), rng.integers(0, 2, 64)
+    cases = {"B32 T64 H256 (bench_lstm)": (skeleton(32, 64, 64, 256, rng), purenet_runner(x, y, FULL),
+                                            torch_runner(x, y, FULL), 10),
+             "B64 T32 H8 (bench_engine tiny)": (skeleton(64, 32, 4, 8, rng),
+                                                 lambda n: n / purenet_steps(tx, ty, n, True),
+                                                 lambda n: n / torch_steps(tx, ty, n, True), 500)}
+    print(f"ms (best of {rounds} alternating rounds): a skeleton doing less than any NumPy LSTM "
+          "kernel must (fwd + bwd), and the whole training step of purenet and of PyTorch")
+    with np.errstate(all="ignore"):
+        for name, (bare, pure, ref, n) in cases.items():
+            bare(), pure(2), ref(2)
+            best = [float("inf")] * 3
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for _ in range(n):
+                    bare()
+                times = [time.perf_counter() - start, pure(n), ref(n)]
+                best = [min(b, t / n * 1e3) for b, t in zip(best, times)]
+            print(f"  {name}: skeleton {best[0]:.3f}, purenet {best[1]:.3f}, PyTorch {best[2]:.3f}; "
+                  f"purenet / PyTorch {best[1] / best[2]:.2f}, and no NumPy kernel below "
+                  f"{best[0] / best[2]:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per round")
@@ -209,6 +278,8 @@ def main():
                         help="time the LSTM backward's FACTOR_CHUNK_BYTES choices instead")
     parser.add_argument("--split", action="store_true",
                         help="time the LSTM kernel's parts (products, exp) instead")
+    parser.add_argument("--floor", action="store_true",
+                        help="time a skeleton of the least work any NumPy LSTM kernel does")
     parser.add_argument("--tiny", action="store_true",
                         help="small sizes and few steps: checks that the benchmark runs")
     args = parser.parse_args()
@@ -216,9 +287,10 @@ def main():
     if args.tiny:
         args.steps, args.rounds = min(args.steps, 3), min(args.rounds, 1)
     limit_threads(args.threads)
-    if args.sweep_chunks or args.split:
+    if args.sweep_chunks or args.split or args.floor:
         print(f"{blas_threads.cpu_model()}; threads {args.threads}")
-        (sweep_chunks if args.sweep_chunks else kernel_split)(max(args.rounds, 5))
+        mode = sweep_chunks if args.sweep_chunks else floor if args.floor else kernel_split
+        mode(max(args.rounds, 5))
         return
     x, y = make_batch(sizes)
     pure = purenet_runner(x, y, sizes)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError, ShapeError
 from .ops.core import primitive
+from .ops.linear import ones
 
 
 def _match_target(pred, target, name):
@@ -32,11 +33,6 @@ def mean_squared_error(pred, target):
         return dpred, (-dpred if needed[1] else None)
 
     return np.mean(diff * diff), backward
-
-
-def _log_softmax(z):
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _class_targets(logits, labels):
@@ -70,33 +66,41 @@ def softmax_cross_entropy(logits, target, *, label_smoothing=0.0):
     if not 0.0 <= label_smoothing < 1.0:
         raise ConfigError(f"softmax_cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
     target = _class_targets(logits, target)
-    logp = _log_softmax(logits)
     n_classes = logits.shape[-1]
-    count = logp.size // n_classes
+    z = logits.reshape(-1, n_classes)
+    count = len(z)
+    shifted = z - z.max(axis=1, keepdims=True)          # log softmax = shifted - lse
+    exps = np.exp(shifted)
+    sums = exps @ ones(n_classes, exps.dtype)            # row sums, one BLAS call
+    lse = np.log(sums)
     one_hot = target.shape == logits.shape
     keep, spread = 1.0 - label_smoothing, label_smoothing / n_classes
-    if one_hot:
-        loss = -keep * np.sum(target * logp) / count
-    else:
-        rows, cols = np.arange(count), target.ravel()
-        loss = -keep * np.sum(logp.reshape(count, n_classes)[rows, cols]) / count
+    if one_hot:      # -sum t log p = sum_rows (sum t) lse - sum t shifted
+        t2 = target.reshape(count, n_classes)
+        loss = keep * (t2.sum(axis=1) @ lse - np.sum(t2 * shifted))
+    else:            # the label's entry of each row, by its flat index
+        at_label = np.arange(0, count * n_classes, n_classes) + target.ravel()
+        loss = keep * (lse.sum() - shifted.take(at_label).sum())
     if label_smoothing:
-        loss -= spread * np.sum(logp) / count
+        loss += spread * (n_classes * lse.sum() - shifted.sum())
 
     def backward(g, needed):
-        # d/dz [logsumexp(z) - <t', z>] = softmax(z) - t',  t' = keep t + spread (rows of t sum to 1);
+        # d/dz [lse(z) - <t', z>] = softmax(z) - t',  t' = keep t + spread (rows of t sum to 1);
         # d/dt = -keep log softmax(z) (probability targets only)
-        dtarget = -keep * (g / count) * logp if one_hot and needed[1] else None
-        grad = np.exp(logp)
+        grad = exps / sums[:, None]
         if one_hot:
-            grad -= keep * target
+            grad -= keep * t2
         else:
-            grad.reshape(count, n_classes)[rows, cols] -= keep
+            grad.ravel()[at_label] -= keep
         if label_smoothing:
             grad -= spread
         grad *= g / count
-        return grad, dtarget
+        dtarget = None
+        if one_hot and needed[1]:
+            dtarget = (-keep * (g / count) * (shifted - lse[:, None])).reshape(logits.shape)
+        return grad.reshape(logits.shape), dtarget
 
+    loss /= count
     return np.asarray(loss, dtype=logits.dtype), backward
 
 

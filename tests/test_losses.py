@@ -44,6 +44,17 @@ def test_softmax_cross_entropy_is_finite_for_extreme_logits():
     assert np.all(np.isfinite(back(1.0)[0]))
 
 
+@pytest.mark.parametrize("labels", [np.array([2, 0, 1]), np.eye(3)[[2, 0, 1]]])
+def test_softmax_cross_entropy_keeps_float32_and_its_pullback_runs_twice(labels):
+    logits = rng.standard_normal((3, 3)).astype(np.float32)
+    value, back = losses.softmax_cross_entropy.vjp(logits, labels)
+    first, second = back(np.float32(1.0))[0], back(np.float32(1.0))[0]
+    assert value.dtype == np.float32 and first.dtype == np.float32
+    np.testing.assert_array_equal(first, second)
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(first, (p - np.eye(3)[[2, 0, 1]]) / 3, atol=1e-6)
+
+
 def test_softmax_cross_entropy_gradient_matches_its_loss_with_soft_targets():
     logits = rng.standard_normal((4, 3))
     soft = rng.dirichlet(np.ones(3), size=4)

@@ -42,13 +42,13 @@ def _weight_multiply(x, w):
 def column_sums(a2):
     """Sums of the columns of a 2-D array ``(rows, n) -> (n,)``, as a BLAS product with
     ones: several times faster than ``a2.sum(axis=0)`` when rows are short."""
-    return _ones(len(a2), a2.dtype) @ a2
+    return ones(len(a2), a2.dtype) @ a2
 
 
 @functools.lru_cache(maxsize=32)
-def _ones(n, dtype):
-    """A read-only vector of ``n`` ones, made once per length (the bias gradients of a
-    training step ask for the same few lengths every step)."""
+def ones(n, dtype):
+    """A read-only vector of ``n`` ones, made once per length and dtype (sums as BLAS
+    products: a training step asks for the same few lengths every step)."""
     ones = np.ones(n, dtype)
     ones.flags.writeable = False
     return ones
