@@ -8,7 +8,10 @@ purenet is faster), and the GFLOP/s of purenet's epochs against the machine's SG
 peak, measured here between the rounds (the best of those measurements, so that a
 slow minute does not flatter the share). An epoch's FLOPs are those both frameworks
 compute: the forward products, every weight gradient, and the input gradients of
-the second and third layers (the first layer's input is data).
+the second and third layers (the first layer's input is data). A third runner does
+an epoch's matrix products alone (the same shapes, one NumPy call each, on arrays made
+beforehand): its share of the peak is the ceiling for any implementation that calls
+them one by one, and the difference to purenet's epoch is everything else.
 
     python bench/bench_mlp.py [--rounds 5] [--samples 60000] [--threads N]
 """
@@ -84,6 +87,26 @@ def torch_runner(batch_size):
     return epoch
 
 
+def products_runner(batch_size):
+    """``epoch(x, y, seed) -> seconds``: the products of an epoch's steps and nothing else."""
+    rng = np.random.default_rng(0)
+    widths = [n_in for n_in, _ in LAYERS] + [LAYERS[-1][1]]
+    acts = [rng.random((batch_size, w), dtype=np.float32) for w in widths]       # x, h1, h2, out
+    weights = [rng.random(shape, dtype=np.float32) for shape in LAYERS]
+
+    def epoch(x, y, seed):
+        start = time.perf_counter()
+        for _ in range(0, len(x), batch_size):
+            for a, w in zip(acts, weights):
+                a @ w                                       # forward
+            for i in reversed(range(len(weights))):
+                acts[i].T @ acts[i + 1]                     # weight gradient
+                if i:
+                    acts[i + 1] @ weights[i].T              # input gradient
+        return time.perf_counter() - start
+    return epoch
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="epochs of each side, alternating")
@@ -94,7 +117,8 @@ def main():
     import torch
     torch.set_num_threads(args.threads)
     x, y = make_data(args.samples)
-    runners = {"purenet": purenet_runner(args.batch_size), "pytorch": torch_runner(args.batch_size)}
+    runners = {"purenet": purenet_runner(args.batch_size), "pytorch": torch_runner(args.batch_size),
+               "products": products_runner(args.batch_size)}
     times, peaks = {name: [] for name in runners}, []
     for r in range(args.rounds + 1):    # round 0 warms both up and is not counted
         for name, epoch in runners.items():
@@ -107,6 +131,7 @@ def main():
     for name, t in times.items():
         print(f"{name:8s} {min(t):7.3f} s/epoch best, {np.median(t):.3f} median  "
               f"(epochs: {', '.join(f'{s:.3f}' for s in t)})")
+    outside = 1 - min(times["products"]) / min(times["purenet"])
     paired = sorted(a / b for a, b in zip(times["purenet"], times["pytorch"]))
     print(f"ratio purenet/pytorch: {min(times['purenet']) / min(times['pytorch']):.2f} best "
           f"against best, {np.median(times['purenet']) / np.median(times['pytorch']):.2f} "
@@ -117,6 +142,9 @@ def main():
           f"median = {best / peak:.0%} and {median / peak:.0%} of the SGEMM peak "
           f"({peak:.0f} GFLOP/s, the best of {len(peaks)} measurements here: "
           f"{', '.join(f'{p:.0f}' for p in peaks)})")
+    ceiling = epoch_flop / min(times["products"]) / 1e9
+    print(f"the products alone: {ceiling:.1f} GFLOP/s best = {ceiling / peak:.0%} of the peak; "
+          f"purenet's best epoch spends {outside:.0%} of its time outside them")
 
 
 if __name__ == "__main__":
