@@ -83,6 +83,7 @@ def softmax_cross_entropy(logits, target, *, label_smoothing=0.0):
         loss = keep * (lse.sum() - shifted.take(at_label).sum())
     if label_smoothing:
         loss += spread * (n_classes * lse.sum() - shifted.sum())
+    loss /= count
 
     def backward(g, needed):
         # d/dz [lse(z) - <t', z>] = softmax(z) - t',  t' = keep t + spread (rows of t sum to 1);
@@ -100,7 +101,6 @@ def softmax_cross_entropy(logits, target, *, label_smoothing=0.0):
             dtarget = (-keep * (g / count) * (shifted - lse[:, None])).reshape(logits.shape)
         return grad.reshape(logits.shape), dtarget
 
-    loss /= count
     return np.asarray(loss, dtype=logits.dtype), backward
 
 
