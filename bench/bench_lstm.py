@@ -140,18 +140,26 @@ def profile(run):
 CHUNKS = [16 << 10, 128 << 10, 256 << 10, 1 << 20, 1 << 40]
 
 
+def sequence_gradient(b, t, f, h, rng):
+    """``(loss, args)``: every gradient of the sum of ``lstm_sequence``'s outputs, a forward
+    and backward of the fused kernel, and float32 arguments of batch b, t steps, f
+    features and h units to call it with."""
+    from purenet import grad
+    from purenet.ops.recurrent import lstm
+    args = [rng.standard_normal(s).astype(np.float32) * 0.1 for s in
+            [(b, t, f), (b, h), (b, h), (f, 4 * h), (h, 4 * h), (4 * h,)]]
+    return grad(lambda *a: lstm.lstm_sequence(*a)[0].sum(), argnums=(0, 1, 2, 3, 4, 5)), args
+
+
 def sweep_chunks(rounds):
     """Best fwd+bwd ms of one LSTM sequence per FACTOR_CHUNK_BYTES, two sizes."""
-    from purenet import grad
-    from purenet.ops.recurrent import common, lstm
+    from purenet.ops.recurrent import common
     chosen, rng = common.FACTOR_CHUNK_BYTES, np.random.default_rng(0)
     cases = {"B32 T64 H256": (32, 64, 64, 256), "B64 T32 H8": (64, 32, 4, 8)}
     times = {(name, c): float("inf") for name in cases for c in CHUNKS}
     for _ in range(rounds):
         for name, (b, t, f, h) in cases.items():
-            args = [rng.standard_normal(s).astype(np.float32) * 0.1 for s in
-                    [(b, t, f), (b, h), (b, h), (f, 4 * h), (h, 4 * h), (4 * h,)]]
-            loss = grad(lambda *a: lstm.lstm_sequence(*a)[0].sum(), argnums=(0, 1, 2, 3, 4, 5))
+            loss, args = sequence_gradient(b, t, f, h, rng)
             repeats = 5 if h > 100 else 100
             for c in CHUNKS:
                 common.FACTOR_CHUNK_BYTES = c
@@ -172,13 +180,9 @@ def kernel_split(rounds):
     """Where one lstm_sequence's forward + backward goes at the benchmark's sizes: the whole
     kernel, its 2 T per-step products (B x H by H x 4H, and back) alone, the forward's
     ``exp`` over all four gates alone, and NumPy's float32 exp and multiply per value."""
-    from purenet import grad
-    from purenet.ops.recurrent import lstm
     b, t, f, h = FULL["batch"], FULL["steps"], FULL["embed"], FULL["units"]
     rng = np.random.default_rng(0)
-    args = [rng.standard_normal(s).astype(np.float32) * 0.1 for s in
-            [(b, t, f), (b, h), (b, h), (f, 4 * h), (h, 4 * h), (4 * h,)]]
-    loss = grad(lambda *a: lstm.lstm_sequence(*a)[0].sum(), argnums=(0, 1, 2, 3, 4, 5))
+    loss, args = sequence_gradient(b, t, f, h, rng)
     w_h, w_ht = args[4], np.ascontiguousarray(args[4].T)
     h_t, rec = rng.standard_normal((b, h)).astype(np.float32), np.empty((b, 4 * h), np.float32)
     dz, dh = rng.standard_normal((b, 4 * h)).astype(np.float32), np.empty((b, h), np.float32)

@@ -49,9 +49,9 @@ def column_sums(a2):
 def ones(n, dtype):
     """A read-only vector of ``n`` ones, made once per length and dtype (sums as BLAS
     products: a training step asks for the same few lengths every step)."""
-    ones = np.ones(n, dtype)
-    ones.flags.writeable = False
-    return ones
+    vector = np.ones(n, dtype)
+    vector.flags.writeable = False
+    return vector
 
 
 @primitive
