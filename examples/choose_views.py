@@ -12,8 +12,6 @@ is never loaded.
 import argparse
 import functools
 
-import numpy as np
-
 import purenet as pn
 from purenet.data.augment import shift_flip_views, shifted_view
 from purenet.recipes.fashion_mnist import FASHION_MNIST_DIR, load_data
